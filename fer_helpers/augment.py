@@ -1,0 +1,56 @@
+"""Data augmentation on whole batches of tensors.
+
+Every image of a batch gets its own random mirror, rotation, scale and shift,
+but all of them are applied in one `grid_sample` call: one affine warp per
+batch instead of one PIL operation per image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Augment:
+    """Random horizontal flip, rotation, zoom and shift for a batch (B, C, H, W).
+
+    flip: probability of mirroring an image left-right (faces are symmetric enough).
+    rotation: largest rotation in degrees, either way.
+    scale: largest zoom in or out, as a fraction (0.1 means 0.9x to 1.1x).
+    shift: largest shift as a fraction of the image size (0.1 of 48 px is about 5 px).
+    """
+
+    flip: float = 0.5
+    rotation: float = 10.0
+    scale: float = 0.1
+    shift: float = 0.1
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        theta = self.random_affine(x.shape[0], generator).to(x.device, x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # "border" repeats the edge pixels rather than adding black corners.
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def random_affine(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n random 2x3 matrices that map output coordinates to input coordinates."""
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return low + (high - low) * torch.rand(n, generator=generator)
+
+        angle = uniform(-self.rotation, self.rotation) * (math.pi / 180)
+        zoom = uniform(1 - self.scale, 1 + self.scale)
+        mirror = torch.where(torch.rand(n, generator=generator) < self.flip, -1.0, 1.0)
+        # affine_grid coordinates run from -1 to 1, so a shift of s is s/2 of the width.
+        tx, ty = uniform(-2 * self.shift, 2 * self.shift), uniform(-2 * self.shift, 2 * self.shift)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        return torch.stack(
+            [
+                torch.stack([cos * mirror, -sin, tx], dim=1),
+                torch.stack([sin * mirror, cos, ty], dim=1),
+            ],
+            dim=1,
+        )

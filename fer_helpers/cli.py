@@ -1,0 +1,241 @@
+"""The command line: `python -m fer_helpers info | train | evaluate`.
+
+Every sub-command has --help. Bad input ends with a one-line message on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .errors import FerError
+
+
+def _add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="FER2013 folder or CSV (default: $FER2013_DIR, else data/fer2013/, else "
+        "synthetic faces); 'synthetic' forces synthetic faces",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fer_helpers",
+        description="Facial-expression recognition course: data, training and evaluation.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser(
+        "info",
+        help="where the data are, images per class, audit",
+        description="Show which FER2013 layout was found, the images "
+        "per class and split, and the data audit.",
+    )
+    _add_data_option(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and save a checkpoint",
+        description="Train a model on the train split; report "
+        "validation accuracy after every epoch.",
+    )
+    train.add_argument("--model", default="si100", help="architecture (default: si100)")
+    train.add_argument(
+        "--classes",
+        default="happy,neutral,sad",
+        help="comma-separated class names in output order, or 'all' (default: happy,neutral,sad)",
+    )
+    train.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    train.add_argument(
+        "--out",
+        default="face_expression.pth",
+        help="checkpoint to write after every epoch (default: face_expression.pth)",
+    )
+    _add_data_option(train)
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint at --out after an interruption",
+    )
+    train.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument(
+        "--augment",
+        action="store_true",
+        help="random flips, rotations, zooms and shifts of the training images",
+    )
+    train.add_argument(
+        "--clean",
+        action="store_true",
+        help="drop blank and duplicate images from training (see `info`)",
+    )
+    train.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "mps"],
+        help="force a device (default: CUDA, then MPS, then CPU)",
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="metrics of a checkpoint on a split",
+        description="Confusion matrix, accuracy, balanced accuracy, "
+        "per-class precision, recall and F1.",
+    )
+    evaluate.add_argument("--weights", required=True, metavar="PATH", help="checkpoint file")
+    evaluate.add_argument(
+        "--split",
+        choices=["validation", "test"],
+        default="validation",
+        help="split to measure (default: validation)",
+    )
+    _add_data_option(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
+    evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
+    return parser
+
+
+def run_info(args: argparse.Namespace) -> None:
+    from .audit import audit_data
+    from .data import load_data
+    from .labels import EMOTIONS
+    from .synthetic import SYNTHETIC_NOTICE
+
+    data = load_data(args.data, verbose=not args.json)
+    report = audit_data(data)
+    if not args.json:
+        print(data.counts().to_string())
+        print(report.describe())
+        return
+    if data.synthetic:
+        print(SYNTHETIC_NOTICE, file=sys.stderr)  # stdout stays valid JSON
+    splits = {
+        name: {
+            "total": len(split),
+            "per_class": dict(zip(EMOTIONS, split.class_counts().tolist(), strict=True)),
+        }
+        for name, split in data.splits.items()
+    }
+    print(
+        json.dumps(
+            {
+                "source": data.source,
+                "synthetic": data.synthetic,
+                "layout": data.layout,
+                "root": str(data.root) if data.root else None,
+                "tiny": data.tiny,
+                "notes": data.notes,
+                "splits": splits,
+                "audit": report.summary(),
+            },
+            indent=2,
+        )
+    )
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .augment import Augment
+    from .checkpoints import make_meta
+    from .data import FaceLoader, load_data
+    from .train import choose_device, fit, make_training, seed_everything
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise FerError("--epochs and --batch-size must be at least 1")
+    seed_everything(args.seed)
+    data = load_data(args.data)
+    train_set = data.dataset("train", args.classes, clean=args.clean)
+    val_set = None
+    if "validation" in data.splits:
+        val_set = data.dataset("validation", train_set.class_names)
+    else:
+        print("note: no validation split: training without a validation score")
+    model, loss_fn, optimizer = make_training(args.model, len(train_set.class_names), lr=args.lr)
+    train_loader = FaceLoader(
+        train_set,
+        args.batch_size,
+        shuffle=True,
+        seed=args.seed,
+        augment=Augment() if args.augment else None,
+    )
+    val_loader = FaceLoader(val_set, 256) if val_set is not None else None
+    meta = make_meta(args.model, train_set.class_names)
+    # What the run was trained on, for whoever finds the file later.
+    meta["extra"] = {
+        "data": data.source,
+        "layout": data.layout,
+        "tiny": data.tiny,
+        "clean": args.clean,
+        "augment": args.augment,
+        "seed": args.seed,
+    }
+    fit(
+        model,
+        train_loader,
+        loss_fn,
+        optimizer,
+        args.epochs,
+        device=choose_device(args.device),
+        val_loader=val_loader,
+        checkpoint_path=args.out,
+        checkpoint_meta=meta,
+        resume=args.resume,
+    )
+    print(f"saved {args.out}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .checkpoints import load_model
+    from .data import FaceLoader, load_data
+    from .metrics import format_report, summarize
+    from .synthetic import SYNTHETIC_NOTICE
+    from .train import choose_device, predict
+
+    device = choose_device(args.device)
+    model, checkpoint = load_model(args.weights, device=device)
+    class_names = checkpoint["class_names"]
+    if class_names is None:
+        raise FerError(
+            f"{args.weights} holds weights only, without class names: "
+            "evaluate needs a checkpoint written by `python -m fer_helpers train`"
+        )
+    data = load_data(args.data, verbose=not args.json)
+    if data.synthetic and args.json:
+        print(SYNTHETIC_NOTICE, file=sys.stderr)
+    channels = checkpoint["normalization"]["channels"]
+    dataset = data.dataset(args.split, class_names, channels=channels)
+    if args.split == "test" and not args.json:
+        print(
+            "note: the test split is for a final report only; choose models and "
+            "hyper-parameters on validation"
+        )
+    y_true, y_pred, _ = predict(model, FaceLoader(dataset, args.batch_size), device)
+    summary = summarize(y_true, y_pred, class_names)
+    summary["split"] = args.split
+    summary["weights"] = str(args.weights)
+    print(json.dumps(summary, indent=2) if args.json else format_report(summary))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m fer_helpers`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    runners = {"info": run_info, "train": run_train, "evaluate": run_evaluate}
+    try:
+        runners[args.command](args)
+    except FerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the last finished epoch's checkpoint is kept; "
+            "run again with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    return 0

@@ -1,0 +1,258 @@
+"""Measuring a classifier: the confusion matrix and the scores read from it.
+
+Everything starts from the confusion matrix `cm`: rows are the true class,
+columns the predicted class, so `cm[i, j]` counts images of class i that the
+model called class j. The diagonal holds the correct predictions.
+
+    precision_i = cm[i, i] / (column i sum)   of all predicted i, how many were i
+    recall_i    = cm[i, i] / (row i sum)      of all true i, how many were found
+    accuracy    = trace / N                   all correct over all images
+
+The course handout calls precision the per-class "accuracy". A score whose
+denominator is zero (a class never predicted, or absent from the labels) is
+0.0, as in scikit-learn with `zero_division=0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """Count (true, predicted) pairs into a (num_classes, num_classes) int64 matrix.
+
+    Rows are the true class, columns the predicted class. Labels are integers
+    0..num_classes-1 (lists, numpy arrays or CPU tensors). Raises ValueError when
+    the two have different lengths or a label is out of range.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    y_true = _as_labels(y_true, "y_true", num_classes)
+    y_pred = _as_labels(y_pred, "y_pred", num_classes)
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}: "
+            "expected one prediction per label"
+        )
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    # np.add.at adds 1 once per pair, even when a pair repeats.
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def precision_per_class(cm: np.ndarray) -> np.ndarray:
+    """TP_i / (column i sum): of the images predicted as class i, the share that were i.
+
+    This is what the course handout calls the per-class "accuracy":
+    acc_A = TP_A / (TP_A + BA + CA), read down column A of the confusion matrix.
+    A class that is never predicted (empty column) gets 0.0.
+    """
+    cm = _check_cm(cm)
+    return _safe_divide(np.diag(cm), cm.sum(axis=0))
+
+
+def recall_per_class(cm: np.ndarray) -> np.ndarray:
+    """TP_i / (row i sum): of the images of class i, the share predicted as i.
+
+    A class absent from the true labels (empty row) gets 0.0.
+    """
+    cm = _check_cm(cm)
+    return _safe_divide(np.diag(cm), cm.sum(axis=1))
+
+
+def f1_per_class(cm: np.ndarray) -> np.ndarray:
+    """Harmonic mean of precision and recall per class; 0.0 where both are 0."""
+    precision = precision_per_class(cm)
+    recall = recall_per_class(cm)
+    return _safe_divide(2 * precision * recall, precision + recall)
+
+
+def accuracy(cm: np.ndarray) -> float:
+    """Correct predictions over all predictions: trace / N."""
+    cm = _check_cm(cm, nonempty=True)
+    return float(np.trace(cm) / cm.sum())
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """Mean recall over the classes present in the true labels.
+
+    Classes with no true images are left out of the mean, as
+    sklearn.metrics.balanced_accuracy_score does. Unlike accuracy, a rare class
+    counts as much as a common one, so it shows how a model does on imbalanced data.
+    """
+    cm = _check_cm(cm, nonempty=True)
+    present = cm.sum(axis=1) > 0
+    return float(recall_per_class(cm)[present].mean())
+
+
+def weighted_recall(cm: np.ndarray, weights: Sequence[float] | None = None) -> float:
+    """sum_i w_i * recall_i / sum_i w_i, the course's weighted recall.
+
+    With the default weights, the class supports (images per true class), this
+    equals plain accuracy: w_i * recall_i is then the count of correct class-i
+    predictions. Pass equal weights to weigh every class alike.
+    """
+    cm = _check_cm(cm, nonempty=True)
+    w = cm.sum(axis=1) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(cm),):
+        raise ValueError(f"expected {len(cm)} weights, one per class, got shape {w.shape}")
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {w.tolist()}")
+    return float((w * recall_per_class(cm)).sum() / w.sum())
+
+
+def overall_metrics(cm: np.ndarray) -> dict[str, float]:
+    """The whole-data-set scores: accuracy, balanced_accuracy and weighted_recall.
+
+    The totals that go with classification_table; `pd.Series(overall_metrics(cm))`
+    shows them as a small table.
+    """
+    return {
+        "accuracy": accuracy(cm),
+        "balanced_accuracy": balanced_accuracy(cm),
+        "weighted_recall": weighted_recall(cm),
+    }
+
+
+def classification_table(cm: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per class: precision, recall, f1 and support (true images of the class).
+
+    For the totals over all classes see overall_metrics.
+    """
+    cm = _check_cm(cm)
+    _check_names(class_names, len(cm))
+    return pd.DataFrame(
+        {
+            "precision": precision_per_class(cm),
+            "recall": recall_per_class(cm),
+            "f1": f1_per_class(cm),
+            "support": cm.sum(axis=1),
+        },
+        index=pd.Index(list(class_names), name="class"),
+    )
+
+
+def most_confused(
+    cm: np.ndarray, class_names: Sequence[str], k: int = 5
+) -> list[tuple[str, str, int]]:
+    """The k largest mistakes as (true class, predicted class, count), largest first.
+
+    Only off-diagonal cells with a count above zero are listed; ties keep row-major order.
+    """
+    cm = _check_cm(cm)
+    _check_names(class_names, len(cm))
+    pairs = [
+        (class_names[i], class_names[j], int(cm[i, j]))
+        for i in range(len(cm))
+        for j in range(len(cm))
+        if i != j and cm[i, j] > 0
+    ]
+    # sorted() is stable, so equal counts stay in row-major order.
+    return sorted(pairs, key=lambda pair: -pair[2])[:k]
+
+
+def course_line(values: Sequence[float], class_names: Sequence[str], total: float) -> str:
+    """The course's print format: 'happy:xx.xx%, neutral:xx.xx%, sad:xx.xx%, total:xx.xx%'.
+
+    `values` (one per class) and `total` are fractions 0..1, printed as percentages.
+    """
+    if len(values) != len(class_names):
+        raise ValueError(f"got {len(values)} values but {len(class_names)} class names")
+    parts = [f"{name}:{100 * v:.2f}%" for name, v in zip(class_names, values)]
+    parts.append(f"total:{100 * total:.2f}%")
+    return ", ".join(parts)
+
+
+def summarize(y_true, y_pred, class_names: Sequence[str]) -> dict:
+    """Every score in a JSON-ready dict (plain ints, floats and lists).
+
+    Keys: classes, confusion_matrix (list of rows), accuracy, balanced_accuracy,
+    weighted_recall, and per_class = {name: {precision, recall, f1, support}}.
+    This is what `evaluate --json` prints.
+    """
+    cm = confusion_matrix(y_true, y_pred, len(class_names))
+    table = classification_table(cm, class_names)
+    per_class = {
+        name: {
+            "precision": float(row.precision),
+            "recall": float(row.recall),
+            "f1": float(row.f1),
+            "support": int(row.support),
+        }
+        for name, row in table.iterrows()
+    }
+    return {
+        "classes": list(class_names),
+        "confusion_matrix": cm.tolist(),
+        **overall_metrics(cm),
+        "per_class": per_class,
+    }
+
+
+def format_report(summary: dict) -> str:
+    """A summary as text for people: the course's two lines, then the per-class table.
+
+    The first line is the handout's per-class "accuracy" (precision) with the
+    overall accuracy as total; the second is recall with the weighted recall as total.
+    """
+    names = summary["classes"]
+    per_class = summary["per_class"]
+    precision = [per_class[n]["precision"] for n in names]
+    recall = [per_class[n]["recall"] for n in names]
+    table = classification_table(np.array(summary["confusion_matrix"]), names)
+    return "\n".join(
+        [
+            "accuracy per class (precision), total = accuracy:",
+            course_line(precision, names, summary["accuracy"]),
+            "recall per class, total = weighted recall:",
+            course_line(recall, names, summary["weighted_recall"]),
+            f"balanced accuracy: {100 * summary['balanced_accuracy']:.2f}%",
+            "",
+            table.to_string(float_format=lambda x: f"{x:.3f}"),
+        ]
+    )
+
+
+def _as_labels(labels, what: str, num_classes: int) -> np.ndarray:
+    """Labels as a 1-D int64 array, checked to lie in 0..num_classes-1."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D (one label per image), got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{what} must hold integer class labels, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"{what} has label {arr[bad][0]} at position {int(np.argmax(bad))}: "
+            f"expected labels 0..{num_classes - 1}"
+        )
+    return arr.astype(np.int64)
+
+
+def _check_cm(cm: np.ndarray, nonempty: bool = False) -> np.ndarray:
+    """Check that cm is a square matrix of counts (and holds some, if asked)."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {cm.shape}")
+    if nonempty and cm.sum() == 0:
+        raise ValueError("the confusion matrix is empty (no predictions): nothing to score")
+    return cm
+
+
+def _check_names(class_names: Sequence[str], num_classes: int) -> None:
+    if len(class_names) != num_classes:
+        raise ValueError(f"expected {num_classes} class names, got {len(class_names)}")
+
+
+def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den elementwise, with 0.0 where den is 0 (sklearn's zero_division=0)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den != 0)
+    return out

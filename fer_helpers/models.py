@@ -1,0 +1,137 @@
+"""SI100FaceNet, the course's network, and a registry of models by name.
+
+The lecture's figure with the kernel sizes was lost, so these are the choices:
+every convolution is 3x3 with padding 1 and stride 1 (it keeps the image size),
+every max-pool is 2x2 with stride 2 (it halves the size), and the hidden fully
+connected layer has 256 units.
+
+Dimension trace for one 48x48 image (height x width x channels; PyTorch prints
+the same tensor as (batch, channels, height, width)):
+
+    input     48x48x3
+    conv1     48x48x64     3x3 kernel, padding 1: 48 + 2*1 - 3 + 1 = 48
+    pool1     24x24x64     48 / 2
+    act1      24x24x64     LeakyReLU keeps the shape
+    conv2     24x24x128
+    pool2     12x12x128
+    act2      12x12x128
+    conv3     12x12x256
+    pool3     6x6x256
+    act3      6x6x256
+    flatten   9216         6 * 6 * 256
+    fc1       256
+    act4      256
+    fc2       num_classes  one score per class
+
+Parameters per layer. A convolution has k*k*C_in*C_out weights plus one bias per
+output channel; a linear layer has in*out weights plus one bias per output:
+
+    conv1   3*3*3*64    + 64   =     1,792   (640 with 1 input channel)
+    conv2   3*3*64*128  + 128  =    73,856
+    conv3   3*3*128*256 + 256  =   295,168
+    fc1     9216*256    + 256  = 2,359,552
+    fc2     256*3       + 3    =       771   (1,799 for 7 classes)
+    total                        2,731,139   (2,732,167 for 7 classes)
+
+Pooling and LeakyReLU have no parameters. About 86% of all parameters sit in
+fc1: connecting 9216 numbers to 256 units is the expensive step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .errors import FerError
+
+
+class SI100FaceNet(nn.Module):
+    """Three conv -> max-pool -> LeakyReLU blocks, then two fully connected layers.
+
+    Set `print_shapes = True` (in the constructor or later on the model) and
+    forward prints the tensor shape after every step, to check a hand-worked
+    dimension trace. `input_size` is the image side in pixels; the first fully
+    connected layer is sized from it.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 3,
+        in_channels: int = 3,
+        hidden: int = 256,
+        print_shapes: bool = False,
+        input_size: int = 48,
+    ) -> None:
+        super().__init__()
+        if input_size < 8:
+            raise FerError(f"input_size={input_size} is too small: three 2x2 poolings need >= 8")
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.print_shapes = print_shapes
+
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
+        self.pool1 = nn.MaxPool2d(2)
+        self.act1 = nn.LeakyReLU(negative_slope=0.01)
+
+        self.conv2 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.pool2 = nn.MaxPool2d(2)
+        self.act2 = nn.LeakyReLU(negative_slope=0.01)
+
+        self.conv3 = nn.Conv2d(128, 256, kernel_size=3, padding=1)
+        self.pool3 = nn.MaxPool2d(2)
+        self.act3 = nn.LeakyReLU(negative_slope=0.01)
+
+        side = input_size // 8  # each of the three poolings halves the side, rounding down
+        self.fc1 = nn.Linear(256 * side * side, hidden)
+        self.act4 = nn.LeakyReLU(negative_slope=0.01)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (logits) of shape (batch, num_classes) for images (batch, C, H, W)."""
+        x = self._show("input", x)
+        x = self._show("conv1", self.conv1(x))
+        x = self._show("pool1", self.pool1(x))
+        x = self._show("act1", self.act1(x))
+        x = self._show("conv2", self.conv2(x))
+        x = self._show("pool2", self.pool2(x))
+        x = self._show("act2", self.act2(x))
+        x = self._show("conv3", self.conv3(x))
+        x = self._show("pool3", self.pool3(x))
+        x = self._show("act3", self.act3(x))
+        x = self._show("flatten", torch.flatten(x, start_dim=1))
+        x = self._show("fc1", self.fc1(x))
+        x = self._show("act4", self.act4(x))
+        return self._show("fc2", self.fc2(x))
+
+    def _show(self, step: str, x: torch.Tensor) -> torch.Tensor:
+        if self.print_shapes:
+            print(f"{step:<10} -> {tuple(x.shape)}")
+        return x
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"si100": SI100FaceNet}
+"""Models by the name checkpoints store; later notebooks add their own."""
+
+
+def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
+    """A fresh model from the registry, e.g. build_model("si100", num_classes=7)."""
+    if name not in MODELS:
+        raise FerError(f"unknown model {name!r}: expected one of {', '.join(sorted(MODELS))}")
+    return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of numbers the model learns (every weight and bias)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameters_per_layer(model: nn.Module) -> list[tuple[str, int]]:
+    """(layer name, parameter count) for each layer that has parameters, in order."""
+    counts = []
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own:
+            counts.append((name, own))
+    return counts

@@ -1,0 +1,30 @@
+"""Where things live: paths resolve from the repository root, never absolute."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _find_root() -> Path:
+    # An editable install (pip install -e .) keeps the package inside the repository.
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file() and (here / "fer_helpers").is_dir():
+        return here
+    return Path.cwd()
+
+
+PROJECT_ROOT: Path = _find_root()
+DATA_DIR: Path = PROJECT_ROOT / "data"
+FIGURES_DIR: Path = PROJECT_ROOT / "figures"
+
+
+def cache_dir() -> Path:
+    """Folder for decoded-image caches: $FER_CACHE_DIR, else data/cache/."""
+    return Path(os.environ.get("FER_CACHE_DIR") or DATA_DIR / "cache")
+
+
+def figure_path(name: str) -> Path:
+    """Path under figures/ for a plot a notebook writes; creates the folder."""
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    return FIGURES_DIR / name

@@ -1,0 +1,344 @@
+"""Training: pick a device, seed, build (model, loss, optimizer), fit, predict.
+
+fit is the course's training loop with two additions a long run needs: a
+checkpoint after every epoch, and resume=True to carry on after an interruption
+exactly where the uninterrupted run would have been (same weights, bit for bit
+on the CPU), because the checkpoint also holds the optimizer's state and the
+random number generators that shuffle the data.
+
+A loader is anything that yields (images, labels) batches and has len(): a
+torch DataLoader or fer_helpers' own. If it has state_dict() / load_state_dict()
+(or a `generator` attribute, as DataLoader(generator=...) has), its shuffling
+state goes into the checkpoint too.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoints import FORMAT, check_fits, load_checkpoint, load_weights, save_checkpoint
+from .errors import CheckpointError, FerError
+from .models import build_model
+
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+"""What fit records once per epoch; val_* are NaN when there is no val_loader."""
+
+
+def choose_device(prefer: str | None = None) -> torch.device:
+    """CUDA if there is a usable NVIDIA GPU, else Apple's MPS, else the CPU.
+
+    prefer ("cpu", "cuda", "cuda:1", "mps") forces one and raises FerError when
+    this machine cannot use it.
+    """
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),  # not torch.cuda: the handout's slip
+        "cpu": True,
+    }
+    if prefer is None:
+        return torch.device(next(kind for kind, ok in available.items() if ok))
+    kind = prefer.split(":")[0].strip().lower()
+    if kind not in available:
+        raise FerError(f"unknown device {prefer!r}: expected 'cuda', 'mps', 'cpu' or None")
+    if not available[kind]:
+        usable = ", ".join(k for k, ok in available.items() if ok)
+        raise FerError(f"device {prefer!r} is not available on this machine (usable: {usable})")
+    return torch.device(prefer.strip().lower())
+
+
+def describe_device(device: str | torch.device) -> str:
+    """One line naming the device, with a hint when an NVIDIA GPU sits unused."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    if device.type == "cpu" and shutil.which("nvidia-smi") and not torch.cuda.is_available():
+        return (
+            "cpu (an NVIDIA GPU seems present but PyTorch cannot use it:"
+            " this torch build lacks CUDA, or the driver is too old)"
+        )
+    return device.type
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's random numbers; return a generator for shuffling.
+
+    Pass the generator to the data loader. On the CPU two runs with one seed
+    then give identical weights; GPUs may differ in the last digits.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def make_training(
+    arch: str = "si100",
+    num_classes: int = 3,
+    lr: float = 1e-3,
+    class_weights: Sequence[float] | torch.Tensor | None = None,
+    **model_kwargs: object,
+) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
+    """The course's factory: (model, cross-entropy loss, Adam optimizer).
+
+    class_weights (one per class) make mistakes on rare classes cost more.
+    """
+    model = build_model(arch, num_classes=num_classes, **model_kwargs)
+    weight = None
+    if class_weights is not None:
+        weight = torch.as_tensor(class_weights, dtype=torch.float32)
+        if weight.shape != (num_classes,):
+            raise FerError(f"class_weights has {weight.numel()} values; expected {num_classes}")
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    return model, loss_fn, optimizer
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    device: str | torch.device | None = None,
+    val_loader: Iterable | None = None,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_meta: dict | None = None,
+    resume: bool = False,
+    log_every: int = 50,
+    log: Callable[[str], object] = print,
+    progress: bool = True,
+    channels_last: bool = False,
+) -> dict[str, list[float]]:
+    """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
+
+    Logs the device, the first batch's shape and value range, the mean loss of
+    the last `log_every` batches, and one summary line per epoch.
+    With checkpoint_path, saves a checkpoint after every epoch; checkpoint_meta
+    (from checkpoints.make_meta) says how to rebuild the model. With resume=True
+    and an existing checkpoint, continues after its last epoch.
+    """
+    if checkpoint_path is not None and checkpoint_meta is None:
+        raise FerError("fit(checkpoint_path=...) needs checkpoint_meta=make_meta(arch, classes)")
+    device = choose_device() if device is None else torch.device(device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)  # its class weights must sit beside the scores
+    say = tqdm.write if progress and log is print else log  # keeps progress bars intact
+
+    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+    start = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        start, history = _resume(checkpoint_path, checkpoint_meta, model, optimizer, train_loader)
+        say(f"Resuming from {checkpoint_path} after epoch {start}")
+        if start >= epochs:
+            say(f"{checkpoint_path} already has {start} epochs ({epochs} asked for): nothing to do")
+            return history
+    elif resume:
+        say(f"No checkpoint at {checkpoint_path} yet: starting from scratch")
+
+    say(f"Training device: {describe_device(device)}")
+    for epoch in range(start, epochs):
+        began = time.perf_counter()
+        train_loss, train_acc = _train_epoch(
+            model,
+            train_loader,
+            loss_fn,
+            optimizer,
+            device,
+            (epoch, epochs),
+            show_batch=epoch == start,
+            log_every=log_every,
+            say=say,
+            progress=progress,
+            channels_last=channels_last,
+        )
+        val_loss, val_acc = math.nan, math.nan
+        if val_loader is not None:
+            val_loss, val_acc = evaluate_loss_acc(model, val_loader, loss_fn, device)
+        seconds = time.perf_counter() - began
+        values = (train_loss, train_acc, val_loss, val_acc, seconds)
+        for key, value in zip(HISTORY_KEYS, values, strict=True):
+            history[key].append(value)
+        say(_summary(epoch, epochs, history))
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                **checkpoint_meta,
+                model_state=model.state_dict(),
+                optimizer_state=optimizer.state_dict(),
+                epoch=epoch + 1,
+                history=history,
+                rng=_rng_state(train_loader),
+            )
+    return history
+
+
+def evaluate_loss_acc(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: str | torch.device,
+) -> tuple[float, float]:
+    """Mean loss per image and accuracy (0..1) over a loader, in eval mode."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            scores = model(x)
+            loss_sum += loss_fn(scores, y).item() * len(y)
+            correct += (scores.argmax(dim=1) == y).sum().item()
+            seen += len(y)
+    if seen == 0:
+        raise FerError("the loader gave no images to evaluate")
+    return loss_sum / seen, correct / seen
+
+
+def predict(
+    model: nn.Module, loader: Iterable, device: str | torch.device | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true labels, predicted labels, softmax probabilities) over a loader.
+
+    Leaves the model in eval mode; runs on the model's own device unless told.
+    """
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    model.to(device).eval()
+    labels, probabilities = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            scores = model(x.to(device, non_blocking=True))
+            probabilities.append(torch.softmax(scores, dim=1).cpu())
+            labels.append(torch.as_tensor(y).cpu())
+    if not labels:
+        raise FerError("the loader gave no images to predict")
+    probs = torch.cat(probabilities).numpy()
+    return torch.cat(labels).numpy().astype(np.int64), probs.argmax(axis=1), probs
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch_of: tuple[int, int],
+    *,
+    show_batch: bool,
+    log_every: int,
+    say: Callable[[str], object],
+    progress: bool,
+    channels_last: bool,
+) -> tuple[float, float]:
+    """One pass over the training data; returns (mean loss, accuracy)."""
+    epoch, epochs = epoch_of
+    total = len(loader)
+    model.train()
+    # Sums stay on the device: calling .item() every batch would make the GPU wait.
+    loss_sum = torch.zeros((), device=device)
+    recent = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    bar = tqdm(loader, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=not progress)
+    for k, (x, y) in enumerate(bar, start=1):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if show_batch and k == 1:
+            say(f"Batch shape: {list(x.shape)}, value range: ({x.min():.2f}, {x.max():.2f})")
+        optimizer.zero_grad()
+        scores = model(x)
+        loss = loss_fn(scores, y)
+        loss.backward()
+        optimizer.step()
+
+        loss_sum += loss.detach() * len(y)
+        recent += loss.detach()
+        correct += (scores.argmax(dim=1) == y).sum()
+        seen += len(y)
+        if k % log_every == 0:
+            mean = recent.item() / log_every
+            step = epoch * total + k  # batches since the start of training
+            say(f"Epoch: {epoch + 1}/{epochs}, Batch: {step}, {k}/{total}, loss: {mean:.4f}")
+            bar.set_postfix(loss=f"{mean:.3f}")
+            recent.zero_()
+    bar.close()
+    if seen == 0:
+        raise FerError("the training loader gave no batches")
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def _summary(epoch: int, epochs: int, history: dict[str, list[float]]) -> str:
+    line = (
+        f"Epoch {epoch + 1}/{epochs} done: train loss {history['train_loss'][-1]:.4f},"
+        f" train acc {history['train_acc'][-1]:.2%}"
+    )
+    if not math.isnan(history["val_loss"][-1]):
+        line += f", val loss {history['val_loss'][-1]:.4f}, val acc {history['val_acc'][-1]:.2%}"
+    return line + f" ({history['epoch_seconds'][-1]:.1f} s)"
+
+
+def _resume(
+    path: str | Path,
+    meta: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable,
+) -> tuple[int, dict[str, list[float]]]:
+    """Restore model, optimizer and random states; return (epochs done, history)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint["format"] != FORMAT or "epoch" not in checkpoint:
+        raise CheckpointError(f"{path} holds weights only, not a training run to resume")
+    if checkpoint["arch"] != meta["arch"]:
+        raise CheckpointError(f"{path} holds a {checkpoint['arch']!r} model, not {meta['arch']!r}")
+    names = meta["class_names"]
+    check_fits(checkpoint, path, num_classes=len(names), class_names=names)
+    load_weights(model, checkpoint["model_state"], path)
+    if checkpoint.get("optimizer_state") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if checkpoint.get("rng") is not None:
+        _restore_rng(checkpoint["rng"], loader)
+    saved = checkpoint.get("history") or {}
+    history = {key: list(saved.get(key, [])) for key in HISTORY_KEYS}
+    return checkpoint["epoch"], history
+
+
+def _rng_state(loader: Iterable) -> dict:
+    """The random states that decide what happens next: global ones and the loader's."""
+    state: dict = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    if hasattr(loader, "state_dict"):
+        state["loader"] = loader.state_dict()
+    elif isinstance(getattr(loader, "generator", None), torch.Generator):
+        state["loader"] = {"generator": loader.generator.get_state()}
+    return state
+
+
+def _restore_rng(state: dict, loader: Iterable) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])
+    if "loader" not in state:
+        return
+    if hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(state["loader"])
+    elif isinstance(getattr(loader, "generator", None), torch.Generator):
+        loader.generator.set_state(state["loader"]["generator"])

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The course's commands, the same on Linux, macOS and Windows (only Python 3.10+ needed).
+
+    python3 tasks.py course        set up, then execute every notebook in order
+    python3 tasks.py test          set up, then lint, unit tests and every notebook (nbval)
+
+and also:
+
+    python3 tasks.py setup         create .venv and install the pinned requirements
+    python3 tasks.py notebook 04   execute one notebook (a number or a file name)
+    python3 tasks.py strip         clear the outputs of every notebook before a commit
+
+Set-up creates a virtual environment in .venv (or $FER_VENV) and installs
+requirements.txt and fer_helpers into it, once; it reinstalls only when
+requirements.txt or pyproject.toml change. Every other task runs inside it.
+Executed notebooks go to build/notebooks/; the sources stay without outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+NOTEBOOKS = ROOT / "notebooks"
+EXECUTED = ROOT / "build" / "notebooks"
+VENV = Path(os.environ.get("FER_VENV") or ROOT / ".venv")
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / "fer-course-installed.txt"
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    """Run a command from the repository root; stop with its exit status if it fails."""
+    print("+", " ".join(str(c) for c in command), flush=True)
+    result = subprocess.run([str(c) for c in command], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def requirements_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    """Create the virtual environment and install everything the course needs, once."""
+    if not PYTHON.exists():
+        print(f"creating a virtual environment in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    if STAMP.exists() and STAMP.read_text().strip() == requirements_hash():
+        return
+    print("installing the course requirements (a few minutes the first time) ...", flush=True)
+    run(PYTHON, "-m", "pip", "install", "-q", "-r", "requirements.txt", "-e", ".")
+    STAMP.write_text(requirements_hash() + "\n")
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def notebook_paths(which: str | None = None) -> list[Path]:
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if which is None:
+        return paths
+    chosen = [p for p in paths if p.name.startswith(which.zfill(2)) or p.name == which]
+    if not chosen:
+        sys.exit(f"no notebook {which!r} in {NOTEBOOKS}: have {', '.join(p.name for p in paths)}")
+    return chosen
+
+
+def execute(paths: list[Path]) -> None:
+    """Execute notebooks top to bottom into build/notebooks/, as Restart & Run All would."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        start = time.perf_counter()
+        print(f"executing {path.relative_to(ROOT)} ...", flush=True)
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            notebook,
+            timeout=None,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        )
+        try:
+            client.execute()
+        finally:
+            nbformat.write(notebook, EXECUTED / path.name)
+        print(
+            f"  done in {time.perf_counter() - start:.0f} s -> "
+            f"{(EXECUTED / path.name).relative_to(ROOT)}",
+            flush=True,
+        )
+
+
+def strip() -> None:
+    """Clear outputs and execution counts, so notebooks are committed clean."""
+    for path in notebook_paths():
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def test() -> None:
+    """Lint, then unit tests and every notebook under nbval in tiny mode, in one pytest run."""
+    run(PYTHON, "-m", "ruff", "check", "fer_helpers", "tests", "notebooks", "tasks.py")
+    env = dict(os.environ, FER_TINY="1")
+    run(
+        PYTHON,
+        "-m",
+        "pytest",
+        "tests",
+        "notebooks",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "-p",
+        "no:cacheprovider",
+        env=env,
+    )
+
+
+def main(argv: list[str]) -> None:
+    task, *rest = argv or ["--help"]
+    if task in ("-h", "--help", "help"):
+        print(__doc__)
+        return
+    if task not in ("setup", "course", "test", "notebook", "strip"):
+        sys.exit(f"unknown task {task!r}: see `python3 tasks.py --help`")
+    if task == "strip":
+        strip()
+        return
+    if not in_venv():
+        setup()
+        if task != "setup":
+            # Go on inside the environment, where torch, nbclient and pytest are installed.
+            sys.exit(subprocess.run([str(PYTHON), __file__, task, *rest], cwd=ROOT).returncode)
+        return
+    if task == "course":
+        execute(notebook_paths())
+    elif task == "notebook":
+        if not rest:
+            sys.exit("which notebook? e.g. `python3 tasks.py notebook 01`")
+        execute(notebook_paths(rest[0]))
+    elif task == "test":
+        test()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

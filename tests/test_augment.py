@@ -1,0 +1,41 @@
+"""fer_helpers.augment: batched random affine warps."""
+
+from __future__ import annotations
+
+import torch
+
+from fer_helpers.augment import Augment
+
+
+def test_no_change_when_every_range_is_zero():
+    x = torch.rand(4, 1, 48, 48) * 2 - 1
+    same = Augment(flip=0, rotation=0, scale=0, shift=0)(x)
+    assert torch.allclose(same, x, atol=1e-5)
+
+
+def test_flip_only_mirrors_left_right():
+    x = torch.rand(4, 3, 48, 48)
+    assert torch.allclose(Augment(flip=1, rotation=0, scale=0, shift=0)(x), x.flip(-1), atol=1e-5)
+
+
+def test_each_image_gets_its_own_transform_reproducibly():
+    x = torch.rand(1, 1, 48, 48).expand(8, 1, 48, 48).contiguous()
+    augment = Augment()
+    out = augment(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape
+    assert not torch.allclose(out[0], out[1])  # same input, different warp
+    again = augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    assert float(out.min()) >= float(x.min()) - 1e-5 and float(out.max()) <= float(x.max()) + 1e-5
+
+
+def test_shift_moves_the_content_by_the_expected_pixels():
+    x = torch.zeros(1, 1, 48, 48)
+    x[0, 0, 20:28, 20:28] = 1
+    augment = Augment(flip=0, rotation=0, scale=0, shift=0)
+    theta = augment.random_affine(1)
+    theta[0, 0, 2] = -2 * 4 / 48  # sample 4 px to the left: content moves 4 px right
+    grid = torch.nn.functional.affine_grid(theta, [1, 1, 48, 48], align_corners=False)
+    moved = torch.nn.functional.grid_sample(x, grid, align_corners=False)
+    columns = torch.nonzero(moved[0, 0].sum(0) > 0.5).flatten()
+    assert columns.min() == 24 and columns.max() == 31

@@ -1,0 +1,200 @@
+"""Checkpoints: atomic saving, weights_only loading, legacy state_dicts, helpful errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_helpers.checkpoints import (
+    FORMAT,
+    LEGACY_FORMAT,
+    load_checkpoint,
+    load_model,
+    make_meta,
+    save_checkpoint,
+)
+from fer_helpers.errors import CheckpointError, FerError
+from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
+from fer_helpers.models import SI100FaceNet
+
+
+class NotAllowed:
+    """A class torch.load(weights_only=True) refuses to rebuild."""
+
+
+def small_model(classes: int = 3, seed: int = 0) -> SI100FaceNet:
+    torch.manual_seed(seed)
+    return SI100FaceNet(num_classes=classes, hidden=16, input_size=16)
+
+
+def save_small(path: Path, class_names=COURSE_CLASSES, seed: int = 0, **extra) -> SI100FaceNet:
+    model = small_model(len(class_names), seed)
+    meta = make_meta("si100", class_names, hidden=16, input_size=16)
+    save_checkpoint(path, **meta, model_state=model.state_dict(), **extra)
+    return model
+
+
+def same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    x = torch.randn(2, 3, 16, 16)
+    return torch.equal(a.eval()(x), b.eval()(x))
+
+
+def test_make_meta_describes_the_model() -> None:
+    meta = make_meta("si100", ["happy", "sad"], in_channels=1)
+    assert meta == {
+        "arch": "si100",
+        "arch_kwargs": {"num_classes": 2, "in_channels": 1},
+        "class_names": ["happy", "sad"],
+        "normalization": {"channels": 1, "scale": "u8/127.5-1"},
+    }
+    with pytest.raises(FerError, match="num_classes=3 but 2 class names"):
+        make_meta("si100", ["happy", "sad"], num_classes=3)
+
+
+def test_checkpoint_round_trips_and_loads_with_weights_only(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    history = {"train_loss": [1.5, 1.25]}
+    model = save_small(path, epoch=2, history=history, extra={"note": "tiny"})
+
+    raw = torch.load(path, weights_only=True)  # what any careful user would run
+    assert raw["format"] == FORMAT
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["class_names"] == list(COURSE_CLASSES)
+    assert (checkpoint["epoch"], checkpoint["history"], checkpoint["extra"]) == (
+        2,
+        history,
+        {"note": "tiny"},
+    )
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(checkpoint["model_state"][key], tensor)
+
+
+def test_save_refuses_missing_and_misspelt_fields(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"missing fields \['arch'.*unknown fields \['epochs'\]"):
+        save_checkpoint(tmp_path / "m.pth", model_state={}, epochs=3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "model.pth"
+    save_small(path, seed=0)
+    before = path.read_bytes()
+
+    def save_half_then_fail(obj, file, *args, **kwargs):
+        file.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_small(path, seed=1)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
+def test_save_replaces_an_existing_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "model.pth"
+    save_small(path, seed=0)
+    newer = save_small(path, seed=1)
+    loaded, _ = load_model(path)
+    assert same_outputs(loaded, newer)
+    assert [p.name for p in path.parent.iterdir()] == ["model.pth"]
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"nowhere\.pth: no such file"):
+        load_checkpoint(tmp_path / "nowhere.pth")
+
+
+def test_random_bytes_are_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "face_expression.pth"
+    path.write_bytes(torch.randint(0, 256, (1000,), dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(CheckpointError, match=r"face_expression\.pth could not be read"):
+        load_checkpoint(path)
+
+
+def test_a_file_weights_only_refuses_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "sneaky.pth"
+    torch.save({"format": FORMAT, "payload": NotAllowed()}, path)
+    with pytest.raises(CheckpointError, match=r"sneaky\.pth could not be read"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content", [{"weights": [1, 2]}, {}, [torch.zeros(2)], {"format": "fer_helpers/1"}]
+)
+def test_other_pickles_are_not_checkpoints(tmp_path: Path, content) -> None:
+    path = tmp_path / "other.pth"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=r"other\.pth (is not a checkpoint|lacks)"):
+        load_checkpoint(path)
+
+
+def test_plain_state_dict_loads_as_weights_only(tmp_path: Path) -> None:
+    path = tmp_path / "face_expression.pth"
+    model = small_model(classes=3)
+    torch.save(model.state_dict(), path)  # what the course handout did
+
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["format"] == LEGACY_FORMAT
+    assert checkpoint["arch"] is None and checkpoint["class_names"] is None
+
+    loaded, info = load_model(path, class_names=COURSE_CLASSES)
+    assert same_outputs(loaded, model)
+    assert info["arch_kwargs"] == {
+        "num_classes": 3,
+        "in_channels": 3,
+        "hidden": 16,
+        "input_size": 16,
+    }
+    assert info["class_names"] == list(COURSE_CLASSES)
+    with pytest.raises(CheckpointError, match="trained for 3 classes but 7 were asked for"):
+        load_model(path, num_classes=7)
+
+
+def test_state_dict_of_another_network_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other_net.pth"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"other_net\.pth holds weights only.*conv1\.weight"):
+        load_model(path)
+
+
+def test_load_model_rebuilds_the_model_in_eval_mode(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    model = save_small(path, class_names=EMOTIONS, epoch=4)
+    loaded, info = load_model(path, num_classes=7, class_names=list(EMOTIONS))
+    assert not loaded.training
+    assert same_outputs(loaded, model)
+    assert info["epoch"] == 4 and info["class_names"] == list(EMOTIONS)
+    assert "model_state" not in info
+
+
+def test_class_count_mismatch_names_the_file_and_both_class_lists(tmp_path: Path) -> None:
+    path = tmp_path / "face_expression.pth"
+    save_small(path, class_names=EMOTIONS)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path, class_names=COURSE_CLASSES)
+    assert str(caught.value) == (
+        f"{path} was trained for 7 classes (angry, disgust, fear, happy, sad, surprise,"
+        " neutral) but 3 were asked for (happy, neutral, sad)"
+    )
+    with pytest.raises(CheckpointError, match="trained for 7 classes .* but 3 were asked for$"):
+        load_model(path, num_classes=3)
+
+
+def test_class_order_must_match(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    save_small(path, class_names=COURSE_CLASSES)
+    with pytest.raises(
+        CheckpointError, match=r"\(happy, neutral, sad\) but \(sad, neutral, happy\)"
+    ):
+        load_model(path, class_names=["sad", "neutral", "happy"])
+
+
+def test_weights_that_do_not_fit_the_architecture_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    meta = make_meta("si100", COURSE_CLASSES, hidden=32, input_size=16)  # says 32 ...
+    save_checkpoint(path, **meta, model_state=small_model().state_dict())  # ... holds 16
+    with pytest.raises(CheckpointError, match=r"model\.pth do not fit SI100FaceNet"):
+        load_model(path)

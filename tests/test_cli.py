@@ -1,0 +1,83 @@
+"""`python -m fer_helpers`: info, train, evaluate, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import LAYOUTS
+
+from fer_helpers.cli import main
+from fer_helpers.labels import EMOTIONS
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_info_json_counts_every_split(tmp_path, faces, capsys):
+    root = LAYOUTS["fer2013.csv"](tmp_path, faces)
+    status, out, _ = run_cli(capsys, "info", "--data", str(root), "--json")
+    assert status == 0
+    info = json.loads(out)
+    assert info["source"] == "FER2013" and not info["synthetic"]
+    for split, (_, labels) in faces.items():
+        expected = {name: int((labels == i).sum()) for i, name in enumerate(EMOTIONS)}
+        assert info["splits"][split] == {"total": len(labels), "per_class": expected}
+    assert info["audit"]["duplicate_groups"] == 0
+
+
+def test_synthetic_info_says_so_and_keeps_stdout_json(capsys):
+    status, out, err = run_cli(capsys, "info", "--data", "synthetic", "--json")
+    assert status == 0 and json.loads(out)["synthetic"] is True
+    assert "SYNTHETIC DATA" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "--data", "/no/such/folder"], "does not exist"),
+        (
+            ["train", "--data", "synthetic", "--classes", "happy,joy", "--epochs", "1"],
+            "unknown class name 'joy'",
+        ),
+        (["evaluate", "--weights", "/no/such/file.pth", "--data", "synthetic"], "file.pth"),
+    ],
+)
+def test_errors_are_one_line_and_exit_non_zero(capsys, argv, message):
+    status, _, err = run_cli(capsys, *argv)
+    assert status == 2
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FER_TINY", "1")
+    out = tmp_path / "model.pth"
+    common = ["--data", "synthetic", "--out", str(out), "--batch-size", "8"]
+    assert run_cli(capsys, "train", "--epochs", "1", *common)[0] == 0
+    status, log, _ = run_cli(capsys, "train", "--epochs", "2", "--resume", *common)
+    assert status == 0 and "Resuming from" in log
+    assert "Epoch 2/2 done" in log and "Epoch 1/2 done" not in log  # only the missing epoch
+    status, report, _ = run_cli(
+        capsys, "evaluate", "--weights", str(out), "--data", "synthetic", "--json"
+    )
+    assert status == 0
+    summary = json.loads(report)
+    for key in ("classes", "confusion_matrix", "accuracy", "balanced_accuracy", "weighted_recall"):
+        assert key in summary
+    assert summary["classes"] == ["happy", "neutral", "sad"]
+    assert sum(map(sum, summary["confusion_matrix"])) == 3 * 4  # tiny validation: 4 per class
+    assert set(summary["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
+
+
+@pytest.mark.parametrize("command", ["info", "train", "evaluate"])
+def test_every_command_has_help(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_helpers", command, "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "--data" in result.stdout

@@ -1,0 +1,224 @@
+"""fer_helpers.sources / decode / data: every layout, one label order, clear errors, the cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import LAYOUTS, make_faces, write_csv
+from PIL import Image
+
+from fer_helpers import data as data_module
+from fer_helpers.data import FaceLoader, load_data, resolve_source
+from fer_helpers.errors import ClassNameError, DataError
+from fer_helpers.labels import EMOTIONS
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
+
+
+def test_every_layout_gives_each_image_its_label_and_split(layout_copy, faces):
+    name, root = layout_copy
+    data = load_data(root, verbose=False)
+    expected_splits = ["train", "validation"] if name.startswith("images/") else list(faces)
+    assert sorted(data.splits) == sorted(expected_splits)
+    for split in expected_splits:
+        images, labels = faces[split]
+        got = data[split]
+        assert len(got) == len(labels)
+        truth = {img.tobytes(): int(lab) for img, lab in zip(images, labels)}
+        assert {img.tobytes(): int(lab) for img, lab in zip(got.images, got.labels)} == truth
+
+
+def test_train_csv_has_only_train_and_says_test_csv_has_no_labels(tmp_path, faces):
+    write_csv(tmp_path / "train.csv", {"train": faces["train"]}, ("emotion", "pixels", "Usage"))
+    pd.DataFrame({"pixels": ["0 " * 2304]}).to_csv(tmp_path / "test.csv", index=False)
+    data = load_data(tmp_path, verbose=False)
+    assert list(data.splits) == ["train"]
+    assert any("test.csv has no labels" in note for note in data.notes)
+    with pytest.raises(DataError, match="no 'validation' split"):
+        data["validation"]
+
+
+def test_prefix_decides_the_split_in_a_test_folder(tmp_path, faces):
+    LAYOUTS["train+test prefixed"](tmp_path, faces)
+    data = load_data(tmp_path, verbose=False)
+    assert all(i.startswith("test/") for i in data["validation"].ids)
+    assert all("PublicTest_" in i for i in data["validation"].ids)
+    assert all("PrivateTest_" in i for i in data["test"].ids)
+
+
+def test_missing_and_empty_folders_name_the_path_and_the_layouts_tried(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_data(tmp_path / "nowhere", verbose=False)
+    with pytest.raises(DataError, match=r"no FER2013 layout found in .*tried.*fer2013\.csv"):
+        load_data(tmp_path, verbose=False)
+
+
+def test_unknown_class_folder_is_named(tmp_path, faces):
+    LAYOUTS["train+validation+test"](tmp_path, faces)
+    (tmp_path / "train" / "happy").rename(tmp_path / "train" / "joyful")
+    with pytest.raises(DataError, match=r"joyful.*expected one of angry"):
+        load_data(tmp_path, verbose=False)
+
+
+def test_class_folder_aliases_are_accepted(tmp_path, faces):
+    LAYOUTS["train+validation+test"](tmp_path, faces)
+    (tmp_path / "train" / "surprise").rename(tmp_path / "train" / "Surprised")
+    data = load_data(tmp_path, verbose=False)
+    assert data["train"].class_counts()[EMOTIONS.index("surprise")] == 3
+
+
+def test_corrupt_image_names_the_file(tmp_path, faces):
+    LAYOUTS["train+validation+test"](tmp_path, faces)
+    bad = tmp_path / "train" / "sad" / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    with pytest.raises(DataError, match=r"cannot decode image .*broken\.jpg"):
+        load_data(tmp_path, verbose=False)
+
+
+def test_colour_and_wrong_size_images_are_converted_with_a_warning(tmp_path, faces):
+    LAYOUTS["train+validation+test"](tmp_path, faces)
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb).save(tmp_path / "train" / "fear" / "big_red.png")
+    with pytest.warns(UserWarning, match=r"converted 1 colour image.*resized 1 image"):
+        data = load_data(tmp_path, verbose=False)
+    index = list(data["train"].ids).index("train/fear/big_red.png")
+    # Pure red in grayscale is L = 0.299 * 255, about 76.
+    assert data["train"].images[index].shape == (48, 48)
+    assert abs(int(data["train"].images[index].mean()) - 76) <= 1
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (("emotion", "pixels"), r"lacks column\(s\) Usage"),
+        (("pixels", "Usage"), r"has no labels.*'emotion'"),
+    ],
+)
+def test_csv_missing_a_column_is_named(tmp_path, columns, message):
+    table = pd.DataFrame({"emotion": [3], "pixels": ["0 " * 2304], "Usage": ["Training"]})
+    table[list(columns)].to_csv(tmp_path / "fer2013.csv", index=False)
+    with pytest.raises(DataError, match=message):
+        load_data(tmp_path, verbose=False)
+
+
+def test_csv_row_with_a_missing_label_or_wrong_pixel_count_is_named(tmp_path):
+    table = pd.DataFrame(
+        {"emotion": [3, None], "pixels": ["0 " * 2304] * 2, "Usage": ["Training"] * 2}
+    )
+    table.to_csv(tmp_path / "fer2013.csv", index=False)
+    with pytest.raises(DataError, match=r"fer2013\.csv row 3: .*not a FER2013 label"):
+        load_data(tmp_path, verbose=False)
+    table = pd.DataFrame({"emotion": [3], "pixels": ["1 2 3"], "Usage": ["Training"]})
+    table.to_csv(tmp_path / "fer2013.csv", index=False)
+    with pytest.raises(DataError, match=r"row 2: 3 pixel values, expected 2304"):
+        load_data(tmp_path, verbose=False)
+
+
+def test_where_the_data_come_from(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path / "data")
+    assert resolve_source() is None  # nothing anywhere: synthetic
+    (tmp_path / "data" / "fer2013").mkdir(parents=True)
+    assert resolve_source() == tmp_path / "data" / "fer2013"
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path))
+    assert resolve_source() == tmp_path
+    assert resolve_source(tmp_path / "data") == tmp_path / "data"  # --data wins
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match="FER2013_DIR points to .*typo"):
+        resolve_source()
+    monkeypatch.setenv("FER2013_DIR", "synthetic")
+    assert resolve_source() is None
+
+
+def test_synthetic_data_say_so(capsys):
+    data = load_data("synthetic", tiny=True)
+    assert data.synthetic and sorted(data.splits) == ["test", "train", "validation"]
+    assert "SYNTHETIC" in capsys.readouterr().out
+
+
+def test_cache_is_used_and_a_changed_source_is_decoded_again(tmp_path, faces, monkeypatch):
+    decode_split = data_module.decode_split
+    root = LAYOUTS["train+validation+test"](tmp_path / "copy", faces)
+    first = load_data(root, verbose=False)
+
+    def no_decoding(source):
+        raise AssertionError("decoded again although the cache is valid")
+
+    monkeypatch.setattr(data_module, "decode_split", no_decoding)
+    second = load_data(root, verbose=False)
+    assert np.array_equal(first["train"].images, second["train"].images)
+
+    monkeypatch.setattr(data_module, "decode_split", decode_split)
+    changed = root / "train" / "angry" / "0.png"
+    Image.fromarray(np.full((48, 48), 7, dtype=np.uint8)).save(changed)
+    os.utime(changed, ns=(1, 1))  # a new modification time, whatever the clock
+    third = load_data(root, verbose=False)
+    index = list(third["train"].ids).index("train/angry/0.png")
+    assert (third["train"].images[index] == 7).all()
+
+
+def test_tiny_mode_takes_a_few_per_class_on_the_same_path(tmp_path, monkeypatch):
+    faces = make_faces()
+    big = {
+        s: (np.concatenate([i] * 10), np.concatenate([lab] * 10)) for s, (i, lab) in faces.items()
+    }
+    write_csv(tmp_path / "fer2013.csv", big, ("emotion", "pixels", "Usage"))
+    monkeypatch.setenv("FER_TINY", "1")
+    data = load_data(tmp_path, verbose=False)
+    assert data.tiny
+    for name, split in data.splits.items():
+        assert (split.class_counts() == data_module.TINY_PER_CLASS[name]).all()
+
+
+def test_dataset_selects_classes_in_the_order_given_and_normalises(layout_copy):
+    _, root = layout_copy
+    data = load_data(root, verbose=False)
+    dataset = data.dataset("train", "sad,happy")
+    assert dataset.class_names == ("sad", "happy")
+    assert len(dataset) == 6
+    # Sad comes first in our list, so sad images are target 0, happy ones target 1.
+    assert dataset.class_counts().tolist() == [3, 3]
+    first_sad = int(torch.nonzero(dataset.targets == 0)[0])
+    x, y = dataset[first_sad]
+    assert x.shape == (3, 48, 48) and x.dtype == torch.float32
+    assert torch.equal(x[0], x[1]) and torch.equal(x[0], x[2])
+    sad_images = data["train"].images[data["train"].labels == EMOTIONS.index("sad")]
+    expected = torch.from_numpy(sad_images[0]).float() / 127.5 - 1
+    assert y == 0 and torch.allclose(x[0], expected)
+    assert float(x.min()) >= -1 and float(x.max()) <= 1
+    assert data.dataset("train", "happy", channels=1)[0][0].shape == (1, 48, 48)
+
+
+def test_unknown_class_name_is_refused(layout_copy):
+    data = load_data(layout_copy[1], verbose=False)
+    with pytest.raises(ClassNameError, match="unknown class name 'hapy'"):
+        data.dataset("train", "hapy,sad")
+
+
+def test_face_loader_matches_torch_dataloader_and_resumes_its_order():
+    data = load_data("synthetic", tiny=True, verbose=False)
+    dataset = data.dataset("train", "all")
+    plain = next(iter(torch.utils.data.DataLoader(dataset, batch_size=10)))
+    fast = next(iter(FaceLoader(dataset, batch_size=10)))
+    assert torch.equal(plain[0], fast[0]) and torch.equal(plain[1], fast[1])
+
+    loader = FaceLoader(dataset, batch_size=8, shuffle=True, seed=3)
+    assert len(loader) == -(-len(dataset) // 8)
+    seen = torch.cat([y for _, y in loader])
+    assert sorted(seen.tolist()) == sorted(dataset.targets.tolist())  # each image once
+    state = loader.state_dict()
+    epoch2 = [y for _, y in loader]
+    loader.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(epoch2, [y for _, y in loader]))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no FER2013 copy beside the repository")
+def test_shared_fer2013_counts_match_the_data_card():
+    data = load_data(SHARED, verbose=False, tiny=False)
+    assert data.counts()["train"].tolist()[:7] == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+    assert data.counts()["validation"].tolist()[:7] == [467, 56, 496, 895, 653, 415, 607]

@@ -1,0 +1,185 @@
+"""Tests of fer_helpers.metrics, checked against scikit-learn and hand-worked cases."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+from fer_helpers import metrics
+
+NAMES3 = ["happy", "neutral", "sad"]
+
+
+def random_labels(seed: int, num_classes: int, gaps: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Random (y_true, y_pred); with gaps, class 0 is never a true label and the
+    last class is never predicted."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    if gaps:
+        y_true = rng.integers(1, num_classes, n)
+        y_pred = rng.integers(0, num_classes - 1, n)
+    else:
+        y_true = rng.integers(0, num_classes, n)
+        y_pred = np.where(rng.random(n) < 0.5, y_true, rng.integers(0, num_classes, n))
+    return y_true, y_pred
+
+
+CASES = [(seed, k, gaps) for seed in (0, 1, 2) for k in (3, 7) for gaps in (False, True)]
+
+
+@pytest.mark.parametrize("seed, k, gaps", CASES)
+def test_every_metric_matches_sklearn(seed: int, k: int, gaps: bool) -> None:
+    y_true, y_pred = random_labels(seed, k, gaps)
+    labels = list(range(k))
+    cm = metrics.confusion_matrix(y_true, y_pred, k)
+
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(y_true, y_pred, labels=labels))
+    assert cm.dtype == np.int64
+
+    p, r, f, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    np.testing.assert_allclose(metrics.precision_per_class(cm), p)
+    np.testing.assert_allclose(metrics.recall_per_class(cm), r)
+    np.testing.assert_allclose(metrics.f1_per_class(cm), f)
+    assert metrics.accuracy(cm) == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    with warnings.catch_warnings():
+        # sklearn warns when y_pred has a class that y_true lacks; that is the point here.
+        warnings.simplefilter("ignore")
+        balanced = skm.balanced_accuracy_score(y_true, y_pred)
+    assert metrics.balanced_accuracy(cm) == pytest.approx(balanced)
+    weighted = skm.recall_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)
+    assert metrics.weighted_recall(cm) == pytest.approx(weighted)
+
+    table = metrics.classification_table(cm, [f"c{i}" for i in labels])
+    np.testing.assert_allclose(table[["precision", "recall", "f1"]].to_numpy().T, [p, r, f])
+    np.testing.assert_array_equal(table["support"], support)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gaps_score_zero_and_balanced_accuracy_skips_absent_class(seed: int) -> None:
+    y_true, y_pred = random_labels(seed, 7, gaps=True)
+    cm = metrics.confusion_matrix(y_true, y_pred, 7)
+    recall = metrics.recall_per_class(cm)
+    assert metrics.precision_per_class(cm)[6] == 0.0  # class 6 never predicted
+    assert recall[0] == 0.0  # class 0 never a true label
+    assert metrics.balanced_accuracy(cm) == pytest.approx(recall[1:].mean())
+
+
+def test_weighted_recall_with_custom_weights() -> None:
+    y_true, y_pred = random_labels(5, 7, gaps=False)
+    cm = metrics.confusion_matrix(y_true, y_pred, 7)
+    weights = np.arange(1.0, 8.0)
+    expected = np.average(skm.recall_score(y_true, y_pred, average=None), weights=weights)
+    assert metrics.weighted_recall(cm, weights) == pytest.approx(expected)
+    equal = metrics.weighted_recall(cm, np.ones(7))
+    assert equal == pytest.approx(metrics.balanced_accuracy(cm))
+
+
+def test_confusion_matrix_rows_are_true_class() -> None:
+    # Two true happys: one right, one called neutral. One neutral called sad. One sad right.
+    cm = metrics.confusion_matrix([0, 0, 1, 2], [0, 1, 2, 2], 3)
+    expected = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(cm, expected)
+
+
+def test_course_line_exact_format() -> None:
+    line = metrics.course_line([0.5, 2 / 3, 1.0], NAMES3, 0.123456)
+    assert line == "happy:50.00%, neutral:66.67%, sad:100.00%, total:12.35%"
+
+
+def test_course_line_from_hand_worked_matrix() -> None:
+    # Columns sum to 4, 3, 3; diagonal 3, 2, 2; 7 correct of 10.
+    cm = np.array([[3, 1, 0], [1, 2, 1], [0, 0, 2]])
+    line = metrics.course_line(metrics.precision_per_class(cm), NAMES3, metrics.accuracy(cm))
+    assert line == "happy:75.00%, neutral:66.67%, sad:66.67%, total:70.00%"
+
+
+def test_course_line_rejects_mismatched_names() -> None:
+    with pytest.raises(ValueError, match="2 values but 3 class names"):
+        metrics.course_line([0.1, 0.2], NAMES3, 0.3)
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred, match",
+    [
+        ([0, 1, 2], [0, 1], "3 labels but y_pred has 2"),
+        ([0, 3, 1], [0, 1, 1], "y_true has label 3 at position 1"),
+        ([0, 1, 1], [0, -1, 1], "y_pred has label -1 at position 1"),
+        ([0.0, 1.0], [0, 1], "integer"),
+        ([[0, 1]], [[0, 1]], "1-D"),
+    ],
+)
+def test_confusion_matrix_rejects_bad_labels(y_true, y_pred, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        metrics.confusion_matrix(y_true, y_pred, 3)
+
+
+def test_scores_reject_empty_matrix_and_bad_weights() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        metrics.accuracy(np.zeros((3, 3), dtype=np.int64))
+    cm = np.eye(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="3 weights"):
+        metrics.weighted_recall(cm, [1.0, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.weighted_recall(cm, [1.0, -1.0, 1.0])
+
+
+def test_most_confused_lists_largest_off_diagonal_first() -> None:
+    cm = np.array([[5, 1, 0], [2, 6, 0], [0, 4, 3]])
+    expected = [("sad", "neutral", 4), ("neutral", "happy", 2), ("happy", "neutral", 1)]
+    assert metrics.most_confused(cm, NAMES3) == expected  # zero cells left out
+    assert metrics.most_confused(cm, NAMES3, k=2) == expected[:2]
+
+
+def test_most_confused_matches_brute_force_on_random_labels() -> None:
+    y_true, y_pred = random_labels(3, 7, gaps=False)
+    cm = metrics.confusion_matrix(y_true, y_pred, 7)
+    names = [str(i) for i in range(7)]
+    counts = sorted(
+        (sum((y_true == i) & (y_pred == j)) for i in range(7) for j in range(7) if i != j),
+        reverse=True,
+    )
+    top = metrics.most_confused(cm, names, k=5)
+    assert [c for _, _, c in top] == counts[:5]
+    for t, p, c in top:
+        assert sum((y_true == int(t)) & (y_pred == int(p))) == c
+
+
+def test_summary_is_json_ready_and_consistent() -> None:
+    y_true, y_pred = random_labels(4, 3, gaps=True)
+    summary = metrics.summarize(y_true, y_pred, NAMES3)
+    assert json.loads(json.dumps(summary)) == summary  # only plain Python types inside
+
+    cm = metrics.confusion_matrix(y_true, y_pred, 3)
+    assert summary["classes"] == NAMES3
+    assert summary["confusion_matrix"] == cm.tolist()
+    assert summary["accuracy"] == metrics.accuracy(cm)
+    assert summary["balanced_accuracy"] == metrics.balanced_accuracy(cm)
+    assert summary["weighted_recall"] == metrics.weighted_recall(cm)
+    for i, name in enumerate(NAMES3):
+        row = summary["per_class"][name]
+        assert row["precision"] == metrics.precision_per_class(cm)[i]
+        assert row["recall"] == metrics.recall_per_class(cm)[i]
+        assert row["f1"] == metrics.f1_per_class(cm)[i]
+        assert row["support"] == int((y_true == i).sum())
+
+
+def test_format_report_holds_the_two_course_lines() -> None:
+    y_true, y_pred = random_labels(6, 3, gaps=False)
+    cm = metrics.confusion_matrix(y_true, y_pred, 3)
+    report = metrics.format_report(metrics.summarize(y_true, y_pred, NAMES3))
+    lines = report.splitlines()
+    precision_line = metrics.course_line(
+        metrics.precision_per_class(cm), NAMES3, metrics.accuracy(cm)
+    )
+    recall_line = metrics.course_line(
+        metrics.recall_per_class(cm), NAMES3, metrics.weighted_recall(cm)
+    )
+    assert lines.index(precision_line) < lines.index(recall_line)
+    for name in NAMES3:
+        assert any(line.startswith(name) for line in lines[lines.index(recall_line) + 1 :])

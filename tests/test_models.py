@@ -1,0 +1,140 @@
+"""SI100FaceNet's shapes, print toggle and parameter counts, and the model registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fer_helpers.errors import FerError
+from fer_helpers.models import (
+    MODELS,
+    SI100FaceNet,
+    build_model,
+    count_parameters,
+    parameters_per_layer,
+)
+
+STEPS = [
+    "conv1", "pool1", "act1",
+    "conv2", "pool2", "act2",
+    "conv3", "pool3", "act3",
+    "fc1", "act4", "fc2",
+]  # fmt: skip
+
+
+def conv_params(kernel: int, c_in: int, c_out: int) -> int:
+    return kernel * kernel * c_in * c_out + c_out
+
+
+def linear_params(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def expected_trace(batch: int, channels: int, side: int, hidden: int, classes: int) -> list:
+    """The dimension trace worked out by hand: 3x3 pad-1 convs keep the side, pools halve it."""
+    trace = [("input", (batch, channels, side, side))]
+    for block, width in enumerate((64, 128, 256), start=1):
+        trace.append((f"conv{block}", (batch, width, side, side)))
+        side //= 2
+        trace.append((f"pool{block}", (batch, width, side, side)))
+        trace.append((f"act{block}", (batch, width, side, side)))
+    flat = 256 * side * side
+    trace += [("flatten", (batch, flat)), ("fc1", (batch, hidden)), ("act4", (batch, hidden))]
+    return trace + [("fc2", (batch, classes))]
+
+
+@pytest.mark.parametrize("classes", [3, 7])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_has_one_score_per_class(classes: int, channels: int) -> None:
+    model = SI100FaceNet(num_classes=classes, in_channels=channels)
+    assert model(torch.zeros(2, channels, 48, 48)).shape == (2, classes)
+
+
+def test_other_input_sizes_size_the_first_linear_layer() -> None:
+    model = SI100FaceNet(input_size=64)
+    assert model.fc1.in_features == 256 * 8 * 8
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+
+
+def test_too_small_input_is_refused() -> None:
+    with pytest.raises(FerError, match="input_size=4"):
+        SI100FaceNet(input_size=4)
+
+
+def test_layers_are_named_in_order_with_the_documented_choices() -> None:
+    model = SI100FaceNet()
+    assert [name for name, _ in model.named_children()] == STEPS
+    for conv in (model.conv1, model.conv2, model.conv3):
+        assert (conv.kernel_size, conv.padding, conv.stride) == ((3, 3), (1, 1), (1, 1))
+    assert [model.conv1.out_channels, model.conv2.out_channels, model.conv3.out_channels] == [
+        64,
+        128,
+        256,
+    ]
+    for act in (model.act1, model.act2, model.act3, model.act4):
+        assert isinstance(act, nn.LeakyReLU) and act.negative_slope == 0.01
+    assert (model.fc1.in_features, model.fc1.out_features) == (9216, 256)
+
+
+def test_forward_applies_the_layers_in_the_documented_order() -> None:
+    torch.manual_seed(0)
+    model = SI100FaceNet(num_classes=7)
+    x = torch.randn(2, 3, 48, 48)
+    by_hand = x
+    for step in STEPS:
+        if step == "fc1":
+            by_hand = torch.flatten(by_hand, start_dim=1)
+        by_hand = getattr(model, step)(by_hand)
+    torch.testing.assert_close(model(x), by_hand, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_print_toggle_prints_every_step_with_its_shape(capsys, channels: int) -> None:
+    model = SI100FaceNet(num_classes=7, in_channels=channels, hidden=32)
+    model(torch.zeros(4, channels, 48, 48))
+    assert capsys.readouterr().out == ""  # off by default
+
+    model.print_shapes = True
+    model(torch.zeros(4, channels, 48, 48))
+    lines = capsys.readouterr().out.splitlines()
+    trace = expected_trace(4, channels, 48, hidden=32, classes=7)
+    assert [line.split("->")[0].strip() for line in lines] == [step for step, _ in trace]
+    assert [line.split("->")[1].strip() for line in lines] == [str(shape) for _, shape in trace]
+    assert lines[1] == "conv1      -> (4, 64, 48, 48)"
+
+
+@pytest.mark.parametrize(("channels", "classes", "hidden"), [(3, 3, 256), (1, 7, 256), (3, 7, 64)])
+def test_parameter_counts_match_the_formulas(channels: int, classes: int, hidden: int) -> None:
+    model = SI100FaceNet(num_classes=classes, in_channels=channels, hidden=hidden)
+    expected = [
+        ("conv1", conv_params(3, channels, 64)),
+        ("conv2", conv_params(3, 64, 128)),
+        ("conv3", conv_params(3, 128, 256)),
+        ("fc1", linear_params(256 * 6 * 6, hidden)),
+        ("fc2", linear_params(hidden, classes)),
+    ]
+    assert parameters_per_layer(model) == expected
+    assert count_parameters(model) == sum(n for _, n in expected)
+
+
+def test_documented_total_for_the_course_model() -> None:
+    # The module docstring promises these totals; keep it honest.
+    assert count_parameters(SI100FaceNet(num_classes=3)) == 2_731_139
+    assert count_parameters(SI100FaceNet(num_classes=7)) == 2_732_167
+
+
+def test_parameters_per_layer_uses_dotted_names_for_nested_layers() -> None:
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.Linear(3, 1)))
+    assert parameters_per_layer(model) == [("0", 9), ("1.1", 4)]
+
+
+def test_build_model_passes_arguments_to_the_registered_class() -> None:
+    model = build_model("si100", num_classes=7, in_channels=1, hidden=32)
+    assert isinstance(model, MODELS["si100"])
+    assert (model.conv1.in_channels, model.fc1.out_features, model.fc2.out_features) == (1, 32, 7)
+
+
+def test_unknown_model_name_lists_the_known_ones() -> None:
+    with pytest.raises(FerError, match=r"unknown model 'resnet99'.*si100"):
+        build_model("resnet99", num_classes=3)

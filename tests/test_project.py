@@ -1,0 +1,57 @@
+"""The project's promises: pinned environments agree, notebooks are committed clean."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def requirement_pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*==\s*([^\s;]+)", line)
+        if match:
+            pins[match[1].lower().replace("_", "-")] = match[2]
+    return pins
+
+
+def test_environment_yml_pins_exactly_what_requirements_txt_pins():
+    requirements = requirement_pins((ROOT / "requirements.txt").read_text().splitlines())
+    text = (ROOT / "environment.yml").read_text()
+    pip_section = text.split("- pip:", 1)[1].splitlines()
+    environment = requirement_pins(pip_section)
+    assert requirements, "requirements.txt pins nothing"
+    assert environment == requirements
+    assert requirements["torch"] == "2.14.1" and requirements["torchvision"] == "0.29.1"
+    assert int(requirements["opencv-python-headless"].split(".")[0]) < 5
+
+
+def test_notebooks_are_committed_without_outputs():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "no notebooks found"
+    dirty = [
+        path.name
+        for path in notebooks
+        for cell in json.loads(path.read_text())["cells"]
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count"))
+    ]
+    assert not dirty, f"notebooks with outputs (run `python3 tasks.py strip`): {sorted(set(dirty))}"
+
+
+def test_notebooks_are_numbered_in_order_without_gaps():
+    numbers = [int(p.name[:2]) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_no_fer2013_data_is_tracked():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        return  # not a git checkout (an unpacked copy): nothing to check
+    pattern = re.compile(r"(Training|PublicTest|PrivateTest)_\d+\.(jpg|png)$|fer2013\.csv$")
+    assert not [f for f in tracked.stdout.splitlines() if pattern.search(f)]
