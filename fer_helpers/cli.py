@@ -1,4 +1,4 @@
-"""The command line: `python -m fer_helpers info | train | evaluate`.
+"""The command line: `python -m fer_helpers info | train | evaluate | bench`.
 
 Every sub-command has --help. Bad input ends with a one-line message on
 stderr and exit status 2, never a traceback.
@@ -99,7 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
     evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
+
+    bench = commands.add_parser(
+        "bench",
+        help="loading time and training images/s, course pipeline vs fer_helpers",
+        description="Time loading the data (decoding vs cache) and the training throughput of "
+        "SI100FaceNet fed by torchvision ImageFolder + DataLoader and by FaceLoader, in one run.",
+    )
+    _add_data_option(bench)
+    bench.add_argument(
+        "--steps", type=int, default=150, help="timed training steps per pipeline (default: 150)"
+    )
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from .bench import format_bench, run_bench
+    from .data import load_data
+
+    data = load_data(args.data, verbose=not args.json)
+    results = run_bench(data, steps=args.steps)
+    print(json.dumps(results, indent=2) if args.json else format_bench(results))
 
 
 def run_info(args: argparse.Namespace) -> None:
@@ -225,7 +246,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m fer_helpers`; returns the exit status."""
     args = build_parser().parse_args(argv)
-    runners = {"info": run_info, "train": run_train, "evaluate": run_evaluate}
+    runners = {"info": run_info, "train": run_train, "evaluate": run_evaluate, "bench": run_bench}
     try:
         runners[args.command](args)
     except FerError as err:

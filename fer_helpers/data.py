@@ -34,7 +34,7 @@ from .labels import COURSE_CLASSES, EMOTIONS, fer_labels, parse_classes
 from .paths import DATA_DIR, cache_dir
 from .sources import SPLITS, FoundData, find_fer2013
 
-TINY_PER_CLASS = {"train": 16, "validation": 8, "test": 8}
+TINY_PER_CLASS = synthetic.TINY_COUNTS  # images per class with FER_TINY=1, in both data modes
 
 
 def tiny_mode() -> bool:
