@@ -9,6 +9,7 @@ and also:
     python3 tasks.py setup         create .venv and install the pinned requirements
     python3 tasks.py notebook 04   execute one notebook (a number or a file name)
     python3 tasks.py strip         clear the outputs of every notebook before a commit
+    python3 tasks.py learner       learner copies, exercise solutions stubbed, in build/learner/
 
 Set-up creates a virtual environment in .venv (or $FER_VENV) and installs
 requirements.txt and fer_helpers into it, once; it reinstalls only when
@@ -137,7 +138,7 @@ def main(argv: list[str]) -> None:
     if task in ("-h", "--help", "help"):
         print(__doc__)
         return
-    if task not in ("setup", "course", "test", "notebook", "strip"):
+    if task not in ("setup", "course", "test", "notebook", "strip", "learner"):
         sys.exit(f"unknown task {task!r}: see `python3 tasks.py --help`")
     if task == "strip":
         strip()
@@ -156,6 +157,11 @@ def main(argv: list[str]) -> None:
         execute(notebook_paths(rest[0]))
     elif task == "test":
         test()
+    elif task == "learner":
+        from fer_helpers.handouts import write_learner_copies
+
+        for path in write_learner_copies(NOTEBOOKS, ROOT / "build" / "learner" / "notebooks"):
+            print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ class FaceData:
     def synthetic(self) -> bool:
         return self.source == "synthetic"
 
+    @property
+    def tag(self) -> str:
+        """ "" for full FER2013, else "synthetic", "tiny" or "synthetic-tiny" (for file names)."""
+        return "-".join(t for t, on in (("synthetic", self.synthetic), ("tiny", self.tiny)) if on)
+
     def __getitem__(self, split: str) -> FaceSplit:
         if split not in self.splits:
             raise DataError(
@@ -196,6 +201,10 @@ class FaceLoader:
     Like DataLoader(dataset, batch_size, shuffle), but one indexing operation per
     batch instead of one Python call per image. The shuffling generator is part
     of the state a checkpoint saves, so a resumed run sees the same batches.
+
+    balanced=True draws each epoch's images with replacement, every class equally
+    often on average (like WeightedRandomSampler with weights 1 / class count):
+    rare classes are seen many times, common ones not all.
     """
 
     def __init__(
@@ -206,10 +215,12 @@ class FaceLoader:
         augment: Augment | None = None,
         drop_last: bool = False,
         seed: int = 0,
+        balanced: bool = False,
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.balanced = balanced
         self.augment = augment
         self.drop_last = drop_last
         self.generator = torch.Generator().manual_seed(seed)
@@ -220,7 +231,14 @@ class FaceLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.balanced:
+            counts = torch.bincount(self.dataset.targets, minlength=len(self.dataset.class_names))
+            weights = 1.0 / counts.clamp(min=1).double()[self.dataset.targets]
+            order = torch.multinomial(weights, n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+        else:
+            order = torch.arange(n)
         for b in range(len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.dataset.batch(index, self.augment, self.generator)

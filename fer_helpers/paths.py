@@ -17,6 +17,7 @@ def _find_root() -> Path:
 PROJECT_ROOT: Path = _find_root()
 DATA_DIR: Path = PROJECT_ROOT / "data"
 FIGURES_DIR: Path = PROJECT_ROOT / "figures"
+WEIGHTS_DIR: Path = PROJECT_ROOT / "weights"
 
 
 def cache_dir() -> Path:
@@ -28,3 +29,17 @@ def figure_path(name: str) -> Path:
     """Path under figures/ for a plot a notebook writes; creates the folder."""
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
     return FIGURES_DIR / name
+
+
+def weights_path(name: str, data_tag: str = "") -> Path:
+    """Path under weights/ for a trained model; creates the folder.
+
+    data_tag (FaceData.tag: "", "synthetic", "tiny" or "synthetic-tiny") goes into
+    the file name, so a quick run on synthetic or tiny data never overwrites the
+    weights trained on the full FER2013: face_expression.pth, face_expression.tiny.pth.
+    """
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    if data_tag:
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem}.{data_tag}.{suffix}" if dot else f"{name}.{data_tag}"
+    return WEIGHTS_DIR / name

@@ -77,3 +77,86 @@ def class_shares(counts: pd.DataFrame, title: str = "Share of each class per spl
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def training_curves(history: dict[str, list[float]], title: str = "Training") -> Figure:
+    """Loss and accuracy per epoch, training and validation side by side."""
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        loss_ax.plot(epochs, history[key], marker="o", label=label)
+    for key, label in (("train_acc", "train"), ("val_acc", "validation")):
+        acc_ax.plot(epochs, 100 * np.asarray(history[key]), marker="o", label=label)
+    loss_ax.set(xlabel="epoch", ylabel="loss (cross-entropy)", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(
+    cm: np.ndarray,
+    class_names: Sequence[str],
+    normalize: bool = False,
+    title: str = "Confusion matrix",
+) -> Figure:
+    """Rows are the true class, columns the predicted one; normalize=True shows row %."""
+    import seaborn as sns
+
+    cm = np.asarray(cm)
+    values = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    size = 1.0 + 0.8 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    sns.heatmap(
+        values,
+        annot=True,
+        fmt=".1f" if normalize else "d",
+        cmap="Blues",
+        xticklabels=class_names,
+        yticklabels=class_names,
+        ax=ax,
+        cbar_kws={"label": "% of the true class" if normalize else "images"},
+    )
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(
+    images: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    class_names: Sequence[str],
+    probabilities: np.ndarray | None = None,
+    columns: int = 8,
+    title: str = "Predictions",
+) -> Figure:
+    """Faces with their predicted (and true) labels; wrong ones in red.
+
+    images: uint8 (N, 48, 48), or model inputs (N, C, 48, 48) in [-1, 1].
+    """
+    images = np.asarray(images)
+    if images.ndim == 4:  # model input: first channel, back to 0..255
+        images = (images[:, 0] + 1) * 127.5
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        label = class_names[predicted[i]]
+        if probabilities is not None:
+            label += f" {100 * probabilities[i][predicted[i]]:.0f}%"
+        right = predicted[i] == true[i]
+        ax.set_title(
+            label if right else f"{label}\n(true: {class_names[true[i]]})",
+            fontsize=8,
+            color="black" if right else "red",
+        )
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -26,7 +26,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import FORMAT, check_fits, load_checkpoint, load_weights, save_checkpoint
+from .checkpoints import (
+    FORMAT,
+    check_fits,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    make_meta,
+    save_checkpoint,
+)
 from .errors import CheckpointError, FerError
 from .models import build_model
 
@@ -185,6 +193,49 @@ def fit(
                 rng=_rng_state(train_loader),
             )
     return history
+
+
+def train_or_load(
+    path: str | Path,
+    train_loader: Iterable,
+    class_names: Sequence[str],
+    epochs: int,
+    val_loader: Iterable | None = None,
+    arch: str = "si100",
+    lr: float = 1e-3,
+    device: str | torch.device | None = None,
+    retrain: bool = False,
+    **fit_kwargs: object,
+) -> tuple[nn.Module, dict]:
+    """The model saved at `path` if it is a finished run for these classes; else train it.
+
+    A notebook that needs trained weights calls this: it reuses what an earlier
+    notebook trained, finishes a run that was interrupted (resume), or trains
+    from scratch. Returns (model in eval mode, checkpoint info with its history).
+    """
+    path = Path(path)
+    names = list(class_names)
+    if path.exists() and not retrain:
+        info = load_checkpoint(path)
+        if info.get("epoch", 0) >= epochs and info.get("class_names") == names:
+            return load_model(path, class_names=names, device=device or choose_device())
+    elif path.exists():
+        path.unlink()  # retrain: start again rather than resume
+    model, loss_fn, optimizer = make_training(arch, len(names), lr=lr)
+    fit(
+        model,
+        train_loader,
+        loss_fn,
+        optimizer,
+        epochs,
+        device=device,
+        val_loader=val_loader,
+        checkpoint_path=path,
+        checkpoint_meta=make_meta(arch, names),
+        resume=True,
+        **fit_kwargs,
+    )
+    return load_model(path, class_names=names, device=device or choose_device())
 
 
 def evaluate_loss_acc(

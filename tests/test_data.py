@@ -222,3 +222,15 @@ def test_shared_fer2013_counts_match_the_data_card():
     data = load_data(SHARED, verbose=False, tiny=False)
     assert data.counts()["train"].tolist()[:7] == [3995, 436, 4097, 7215, 4830, 3171, 4965]
     assert data.counts()["validation"].tolist()[:7] == [467, 56, 496, 895, 653, 415, 607]
+
+
+def test_balanced_loader_shows_every_class_about_equally_often():
+    data = load_data("synthetic", verbose=False)  # imbalanced like FER2013
+    dataset = data.dataset("train", "all")
+    counts = dataset.class_counts()
+    assert counts.max() > 10 * counts.min()  # disgust is rare
+    loader = FaceLoader(dataset, batch_size=256, balanced=True, seed=0)
+    seen = np.bincount(torch.cat([y for _, y in loader]).numpy(), minlength=7)
+    assert seen.sum() == len(dataset)
+    share = seen / seen.sum()
+    assert np.all(np.abs(share - 1 / 7) < 0.03), share

@@ -333,3 +333,36 @@ def test_channels_last_changes_the_memory_layout_not_the_result() -> None:
     assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not plain.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert fast_history["train_loss"] == pytest.approx(plain_history["train_loss"], rel=1e-4)
+
+
+def test_train_or_load_trains_once_then_reuses_the_checkpoint(tmp_path, monkeypatch):
+    from fer_helpers.data import FaceLoader, load_data
+    from fer_helpers.train import train_or_load
+
+    data = load_data("synthetic", tiny=True, verbose=False)
+    loader = FaceLoader(data.dataset("train"), batch_size=8, shuffle=True)
+    path = tmp_path / "face_expression.pth"
+    model, info = train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=1,
+                                progress=False, log=lambda s: None)
+    assert info["epoch"] == 1 and path.exists()
+
+    import fer_helpers.train as train_module
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained again although the checkpoint was finished")
+
+    monkeypatch.setattr(train_module, "fit", must_not_train)
+    again, _ = train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=1)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(AssertionError, match="trained again"):  # more epochs: must train
+        train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=2)
+
+
+def test_weights_path_tags_quick_runs(tmp_path, monkeypatch):
+    import fer_helpers.paths as paths
+
+    monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path)
+    assert paths.weights_path("face_expression.pth") == tmp_path / "face_expression.pth"
+    tagged = paths.weights_path("face_expression.pth", "synthetic-tiny")
+    assert tagged == tmp_path / "face_expression.synthetic-tiny.pth"
