@@ -342,8 +342,9 @@ def test_train_or_load_trains_once_then_reuses_the_checkpoint(tmp_path, monkeypa
     data = load_data("synthetic", tiny=True, verbose=False)
     loader = FaceLoader(data.dataset("train"), batch_size=8, shuffle=True)
     path = tmp_path / "face_expression.pth"
-    model, info = train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=1,
-                                progress=False, log=lambda s: None)
+    model, info = train_or_load(
+        path, loader, ("happy", "neutral", "sad"), epochs=1, progress=False, log=lambda s: None
+    )
     assert info["epoch"] == 1 and path.exists()
 
     import fer_helpers.train as train_module
@@ -366,3 +367,39 @@ def test_weights_path_tags_quick_runs(tmp_path, monkeypatch):
     assert paths.weights_path("face_expression.pth") == tmp_path / "face_expression.pth"
     tagged = paths.weights_path("face_expression.pth", "synthetic-tiny")
     assert tagged == tmp_path / "face_expression.synthetic-tiny.pth"
+
+
+class InterruptedLoader(ShufflingLoader):
+    """Raises KeyboardInterrupt (Ctrl-C) in the middle of a given epoch."""
+
+    def __init__(self, *args, stop_epoch: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_epoch, self.epoch = stop_epoch, 0
+
+    def __iter__(self):
+        self.epoch += 1
+        for k, batch in enumerate(super().__iter__()):
+            if self.epoch == self.stop_epoch and k == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_mid_epoch_loses_nothing_and_resume_matches_the_uninterrupted_run(tmp_path):
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    straight, _ = train_small(epochs=3, seed=0)
+    x, y = fake_images()
+    with pytest.raises(KeyboardInterrupt):
+        train_small(
+            epochs=3,
+            seed=0,
+            loader=InterruptedLoader(x, y, 8, 0, stop_epoch=2),
+            checkpoint_path=path,
+            checkpoint_meta=meta,
+        )
+    assert torch.load(path, weights_only=True)["epoch"] == 1  # the finished epoch is safe
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no half-written file
+    resumed, _ = train_small(
+        epochs=3, seed=5, checkpoint_path=path, checkpoint_meta=meta, resume=True
+    )
+    assert same_weights(resumed, straight)
