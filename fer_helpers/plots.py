@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .data import FaceSplit
 from .labels import EMOTIONS
@@ -90,6 +91,7 @@ def training_curves(history: dict[str, list[float]], title: str = "Training") ->
     loss_ax.set(xlabel="epoch", ylabel="loss (cross-entropy)", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)

@@ -205,13 +205,15 @@ def train_or_load(
     lr: float = 1e-3,
     device: str | torch.device | None = None,
     retrain: bool = False,
+    class_weights: Sequence[float] | torch.Tensor | None = None,
     **fit_kwargs: object,
 ) -> tuple[nn.Module, dict]:
     """The model saved at `path` if it is a finished run for these classes; else train it.
 
     A notebook that needs trained weights calls this: it reuses what an earlier
     notebook trained, finishes a run that was interrupted (resume), or trains
-    from scratch. Returns (model in eval mode, checkpoint info with its history).
+    from scratch. class_weights weight the loss per class (see make_training).
+    Returns (model in eval mode, checkpoint info with its history).
     """
     path = Path(path)
     names = list(class_names)
@@ -221,7 +223,7 @@ def train_or_load(
             return load_model(path, class_names=names, device=device or choose_device())
     elif path.exists():
         path.unlink()  # retrain: start again rather than resume
-    model, loss_fn, optimizer = make_training(arch, len(names), lr=lr)
+    model, loss_fn, optimizer = make_training(arch, len(names), lr=lr, class_weights=class_weights)
     fit(
         model,
         train_loader,

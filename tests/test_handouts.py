@@ -41,10 +41,18 @@ def test_unbalanced_markers_are_refused():
 
 
 def test_learner_notebook_clears_outputs_and_keeps_the_original():
-    notebook = {"cells": [{"cell_type": "code", "source": CELL, "outputs": [{"x": 1}],
-                           "execution_count": 3, "metadata": {}},
-                          {"cell_type": "markdown", "source": "# BEGIN SOLUTION in prose",
-                           "metadata": {}}]}
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": CELL,
+                "outputs": [{"x": 1}],
+                "execution_count": 3,
+                "metadata": {},
+            },
+            {"cell_type": "markdown", "source": "# BEGIN SOLUTION in prose", "metadata": {}},
+        ]
+    }
     copy = learner_notebook(notebook)
     assert copy["cells"][0]["outputs"] == [] and copy["cells"][0]["execution_count"] is None
     assert "np.exp" not in copy["cells"][0]["source"]

@@ -1,0 +1,198 @@
+"""Seven classes on unbalanced data: class weights, balanced sampling, targeted mirroring.
+
+FER2013's training split has 436 disgust faces and 7,215 happy ones. A model
+trained plainly sees happy 16 times as often, and learns to say "happy" rather
+than "disgust" when in doubt. Two standard remedies, compared by
+compare_strategies on the validation split:
+
+- "weighted": class-weighted cross-entropy, a mistake on a rare class costs more
+  (class_weights gives the weights);
+- "balanced": balanced sampling, each batch draws every class equally often
+  on average (FaceLoader(balanced=True));
+
+against "plain" training. Each strategy's model is saved under weights/ as
+seven_<strategy>.pth (with the data tag, e.g. seven_plain.tiny.pth), so running
+a notebook again reuses the finished models.
+
+Report 1's targeted augmentation is here too: add mirrored copies of the
+training images of one confused pair (with_mirrored) and train again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from .data import FaceData, FaceDataset, FaceLoader, FaceSplit
+from .errors import DataError
+from .labels import EMOTIONS
+from .metrics import accuracy, balanced_accuracy, classification_table, confusion_matrix
+from .paths import weights_path
+from .train import predict, seed_everything, train_or_load
+
+STRATEGIES: tuple[str, ...] = ("plain", "weighted", "balanced")
+"""The ways to train the 7-class model that compare_strategies knows."""
+
+SCHEMES: tuple[str, ...] = ("inverse", "sqrt")
+"""Class-weight schemes of class_weights."""
+
+
+def class_weights(counts: Sequence[int] | np.ndarray, scheme: str = "inverse") -> np.ndarray:
+    """One loss weight per class from the images per class, n_c.
+
+    "inverse" (the usual "balanced" weights, as in scikit-learn's
+    compute_class_weight("balanced")): w_c = N / (k * n_c), with N images in all
+    and k classes. A class with the average size N / k gets weight 1, a class
+    ten times rarer weight 10; the weighted number of images, sum_c w_c * n_c,
+    is N again, so the loss keeps its usual scale. "sqrt": the square root of
+    those weights, a milder correction.
+
+    Raises DataError when a class has no images (it cannot be weighted up).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0:
+        raise ValueError(f"counts must be one number per class, got shape {counts.shape}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+    if (counts <= 0).any():
+        empty = int(np.flatnonzero(counts <= 0)[0])
+        raise DataError(
+            f"class {empty} has {counts[empty]:g} images: every class needs at least one "
+            "image to get a weight"
+        )
+    weights = counts.sum() / (len(counts) * counts)
+    return np.sqrt(weights) if scheme == "sqrt" else weights
+
+
+def mirror_images(images: np.ndarray) -> np.ndarray:
+    """Left-right mirrored copies of images (N, H, W): column j becomes column W-1-j."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (N, H, W), got {images.shape}")
+    return np.ascontiguousarray(images[:, :, ::-1])
+
+
+def with_mirrored(faces: FaceSplit, index: Sequence[int] | np.ndarray) -> FaceSplit:
+    """The split plus a mirrored copy of the faces at `index`, with their labels.
+
+    Report 1's targeted augmentation: more examples of exactly the faces the
+    model confuses. The copies' ids end in "-mirrored".
+    """
+    extra = faces.take(np.asarray(index, dtype=np.int64))
+    return FaceSplit(
+        faces.name,
+        np.concatenate([faces.images, mirror_images(extra.images)]),
+        np.concatenate([faces.labels, extra.labels]),
+        # ids as text: a CSV's row numbers and the copies' "-mirrored" names in one array
+        np.concatenate([faces.ids.astype(str), np.char.add(extra.ids.astype(str), "-mirrored")]),
+    )
+
+
+def confused_indices(
+    y_true: np.ndarray, probs: np.ndarray, true_label: int, predicted_label: int
+) -> np.ndarray:
+    """Positions of images of true_label that the model predicted as predicted_label.
+
+    Most doubtful first: sorted by how little the predicted class's probability
+    beats the true class's, probs[:, predicted] - probs[:, true].
+    """
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    predicted = probs.argmax(axis=1)
+    hits = np.flatnonzero((y_true == true_label) & (predicted == predicted_label))
+    gap = probs[hits, predicted_label] - probs[hits, true_label]
+    return hits[np.argsort(gap, kind="stable")]
+
+
+def strategy_loader(
+    dataset: FaceDataset, strategy: str, batch_size: int = 32, seed: int = 0
+) -> FaceLoader:
+    """The training batches for a strategy: balanced sampling for "balanced", else shuffled."""
+    _check_strategy(strategy)
+    return FaceLoader(
+        dataset, batch_size=batch_size, shuffle=True, seed=seed, balanced=strategy == "balanced"
+    )
+
+
+def train_strategy(
+    data: FaceData,
+    strategy: str,
+    epochs: int,
+    faces: FaceSplit | None = None,
+    name: str | None = None,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    retrain: bool = False,
+    log_every: int = 300,
+    **fit_kwargs: object,
+) -> tuple[nn.Module, dict]:
+    """Train the 7-class SI100FaceNet one way, or load it if that run is finished.
+
+    faces: the training faces (default: data["train"]); name: the file's name
+    part (default: the strategy), saved as weights/seven_<name>.pth plus the data
+    tag. Seeded, so every strategy starts from the same initial weights.
+    Returns (model in eval mode, checkpoint info), as train.train_or_load does.
+    """
+    dataset = FaceDataset(data["train"] if faces is None else faces, EMOTIONS)
+    loader = strategy_loader(dataset, strategy, batch_size, seed)
+    path = weights_path(f"seven_{name or strategy}.pth", data.tag)
+    seed_everything(seed)
+    options = dict(lr=lr, retrain=retrain, log_every=log_every, **fit_kwargs)
+    if strategy == "weighted":
+        weights = class_weights(dataset.class_counts())
+        options["class_weights"] = weights
+    return train_or_load(path, loader, EMOTIONS, epochs, **options)
+
+
+def strategy_table(
+    matrices: Mapping[str, np.ndarray], class_names: Sequence[str] = EMOTIONS
+) -> pd.DataFrame:
+    """One table comparing strategies, one column each, from their confusion matrices.
+
+    Rows: recall, precision and F1 of every class, then accuracy and balanced
+    accuracy (index levels "metric" and "class"; the totals have class "all").
+    """
+    columns = {}
+    for strategy, cm in matrices.items():
+        per_class = classification_table(cm, class_names)
+        values = {
+            (metric, name): per_class.loc[name, metric]
+            for metric in ("recall", "precision", "f1")
+            for name in class_names
+        }
+        values[("accuracy", "all")] = accuracy(cm)
+        values[("balanced accuracy", "all")] = balanced_accuracy(cm)
+        columns[strategy] = pd.Series(values, dtype=float)
+    table = pd.DataFrame(columns)
+    table.index.names = ["metric", "class"]
+    table.columns.name = "strategy"
+    return table
+
+
+def compare_strategies(
+    data: FaceData,
+    strategies: Sequence[str] = STRATEGIES,
+    epochs: int = 2,
+    batch_size: int = 32,
+    **train_kwargs: object,
+) -> pd.DataFrame:
+    """Train (or load) the 7-class model once per strategy; compare them on validation.
+
+    Returns strategy_table of their validation confusion matrices. Extra
+    arguments go to train_strategy (lr, seed, retrain, progress, ...).
+    """
+    validation = FaceLoader(data.dataset("validation", EMOTIONS), batch_size=256)
+    matrices = {}
+    for strategy in strategies:
+        model, _ = train_strategy(data, strategy, epochs, batch_size=batch_size, **train_kwargs)
+        y_true, y_pred, _ = predict(model, validation)
+        matrices[strategy] = confusion_matrix(y_true, y_pred, len(EMOTIONS))
+    return strategy_table(matrices, EMOTIONS)
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")

@@ -1,0 +1,283 @@
+"""The checkers of notebooks 04 and 05 pass right answers and name the mistake in wrong ones.
+
+The right answers are written independently of the checkers' references (with
+scikit-learn where it has the function); each wrong answer is a mistake learners make.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+from torch import nn
+
+from fer_helpers.exercises import ExerciseError, NotDoneYet
+from fer_helpers.exercises.evaluation import (
+    check_batch_accuracy,
+    check_confusion_matrix,
+    check_precision,
+    check_recall,
+    check_train_one_batch,
+    check_weighted_recall,
+)
+
+# --- right answers -------------------------------------------------------------------------
+
+
+def train_one_batch(model, loss_fn, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def batch_accuracy(scores, labels):
+    return float(accuracy_score(labels.numpy(), scores.argmax(dim=1).numpy()))
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    return sk_confusion_matrix(y_true, y_pred, labels=list(range(num_classes)))
+
+
+def _pairs(cm):
+    """Label lists that give the confusion matrix cm."""
+    k = len(cm)
+    y_true = np.repeat(np.repeat(np.arange(k), k), cm.ravel())
+    y_pred = np.repeat(np.tile(np.arange(k), k), cm.ravel())
+    return y_true, y_pred
+
+
+def _sklearn_scores(cm):
+    y_true, y_pred = _pairs(cm)
+    return precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(len(cm))), zero_division=0
+    )
+
+
+def precision_per_class(cm):
+    return _sklearn_scores(cm)[0]
+
+
+def recall_per_class(cm):
+    return _sklearn_scores(cm)[1]
+
+
+def weighted_recall(recall, weights):
+    return float(np.average(recall, weights=weights))
+
+
+def stub(*args):
+    raise NotDoneYet("exercise")
+
+
+@pytest.mark.parametrize(
+    ("checker", "right", "checks"),
+    [
+        (check_train_one_batch, train_one_batch, 2),
+        (check_batch_accuracy, batch_accuracy, 4),
+        (check_confusion_matrix, confusion_matrix, 4),
+        (check_precision, precision_per_class, 4),
+        (check_recall, recall_per_class, 4),
+        (check_weighted_recall, weighted_recall, 4),
+    ],
+)
+def test_right_answers_pass_and_stubs_stay_not_done(checker, right, checks, capsys):
+    checker(right)
+    assert f"passed all {checks} checks" in capsys.readouterr().out
+    with pytest.raises(NotDoneYet):
+        checker(stub)
+
+
+def test_the_training_checker_leaves_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    check_train_one_batch(train_one_batch)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+# --- one training step: usual mistakes -----------------------------------------------------
+
+
+def no_zero_grad(model, loss_fn, optimizer, x, y):
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def no_step(model, loss_fn, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    return loss.item()
+
+
+def step_before_backward(model, loss_fn, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def own_loss(model, loss_fn, optimizer, x, y):
+    return train_one_batch(model, nn.CrossEntropyLoss(), optimizer, x, y)
+
+
+def returns_tensor(model, loss_fn, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def returns_loss_after_step(model, loss_fn, optimizer, x, y):
+    train_one_batch(model, loss_fn, optimizer, x, y)
+    with torch.no_grad():
+        return loss_fn(model(x), y).item()
+
+
+def forgets_return(model, loss_fn, optimizer, x, y):
+    train_one_batch(model, loss_fn, optimizer, x, y)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (no_zero_grad, "zero_grad"),
+        (no_step, "did not change the weights"),
+        (step_before_backward, "did not change the weights"),
+        (own_loss, "use the loss_fn you were given"),
+        (returns_tensor, "returned a tensor"),
+        (returns_loss_after_step, "loss after the step"),
+        (forgets_return, "forget `return`"),
+    ],
+)
+def test_training_step_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_train_one_batch(wrong)
+
+
+# --- batch accuracy: usual mistakes --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda s, y: (s.argmax(dim=1) == y).sum().item(), "number of correct predictions"),
+        (lambda s, y: 100 * batch_accuracy(s, y), "not a %"),
+        (lambda s, y: (s.argmax(dim=0) == y).float().mean().item(), "dim=1"),
+        (lambda s, y: (s.argmax(dim=1) == y).float().mean(), "returned a tensor"),
+        (lambda s, y: (s.argmax(dim=1) == y).sum().item() // len(y), "integer division"),
+    ],
+)
+def test_batch_accuracy_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_batch_accuracy(wrong)
+
+
+def test_argmax_over_images_that_cannot_broadcast_is_explained():
+    def wrong_dim_only_when_not_square(s, y):
+        dim = 1 if s.shape[0] == s.shape[1] else 0
+        return (s.argmax(dim=dim) == y).float().mean().item()
+
+    with pytest.raises(ExerciseError, match="one predicted class per image"):
+        check_batch_accuracy(wrong_dim_only_when_not_square)
+
+
+# --- confusion matrix: usual mistakes ------------------------------------------------------
+
+
+def transposed(y_true, y_pred, k):
+    return confusion_matrix(y_true, y_pred, k).T
+
+
+def fancy_index_add(y_true, y_pred, k):
+    cm = np.zeros((k, k), dtype=int)
+    cm[y_true, y_pred] += 1  # repeated pairs count once
+    return cm
+
+
+def sized_by_labels(y_true, y_pred, k):
+    return confusion_matrix(y_true, y_pred, max(y_true.max(), y_pred.max()) + 1)
+
+
+def off_by_one(y_true, y_pred, k):
+    return confusion_matrix(y_true, y_pred, k) + np.eye(k, dtype=int)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (transposed, "rows are the true class"),
+        (fancy_index_add, "only once per distinct"),
+        (sized_by_labels, "num_classes x num_classes"),
+        (off_by_one, "add up to"),
+    ],
+)
+def test_confusion_matrix_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_confusion_matrix(wrong)
+
+
+# --- precision, recall, weighted recall: usual mistakes ------------------------------------
+
+
+def by_rows(cm):
+    return np.diag(cm) / cm.sum(axis=1)
+
+
+def by_columns(cm):
+    return np.diag(cm) / cm.sum(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda cm: recall_per_class(cm), "which gives recall"),
+        (by_columns, "never predicted"),
+        (lambda cm: 100 * precision_per_class(cm), "not percentages"),
+        (lambda cm: np.diag(cm) / cm.sum(), "number of all images"),
+    ],
+)
+def test_precision_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_precision(wrong)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda cm: precision_per_class(cm), "which gives precision"),
+        (by_rows, "has no true images"),
+    ],
+)
+def test_recall_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_recall(wrong)
+
+
+def test_a_checker_refuses_a_function_that_changes_the_matrix():
+    def normalises_in_place(cm):
+        cm[:] = 0
+        return precision_per_class(np.eye(len(cm), dtype=int))
+
+    with pytest.raises(ExerciseError, match="changed the confusion matrix"):
+        check_precision(normalises_in_place)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda r, w: (w * r).sum(), "by the sum of weights"),
+        (lambda r, w: (w * r).sum() / len(r), "not the number of classes"),
+        (lambda r, w: r.mean(), "plain mean recall"),
+        (lambda r, w: 100 * weighted_recall(r, w), "not a percentage"),
+    ],
+)
+def test_weighted_recall_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_weighted_recall(wrong)
