@@ -1,4 +1,4 @@
-"""The command line: `python -m fer_helpers info | train | evaluate | bench`.
+"""The command line: `python -m fer_helpers info | train | evaluate | bench | export`.
 
 Every sub-command has --help. Bad input ends with a one-line message on
 stderr and exit status 2, never a traceback.
@@ -111,7 +111,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=150, help="timed training steps per pipeline (default: 150)"
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX (for netron), checked against PyTorch",
+        description="Export SI100FaceNet to ONNX, check the file with onnx.checker and "
+        "compare its scores with PyTorch's on random images.",
+    )
+    export.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="checkpoint to export (default: an untrained SI100FaceNet)",
+    )
+    export.add_argument(
+        "--classes",
+        help="class names, or 'all'; with --weights they must "
+        "match the checkpoint (default: happy,neutral,sad)",
+    )
+    export.add_argument(
+        "--out", metavar="FILE.onnx", help="where to write (default: the weights path with .onnx)"
+    )
+    export.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .export import export_checkpoint, format_export
+
+    out = args.out or (Path(args.weights).with_suffix(".onnx") if args.weights else None)
+    if out is None:
+        raise FerError("--out is needed when no --weights are given")
+    summary = export_checkpoint(args.weights, out, args.classes)
+    print(json.dumps(summary, indent=2) if args.json else format_export(summary))
 
 
 def run_bench(args: argparse.Namespace) -> None:
@@ -246,7 +279,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m fer_helpers`; returns the exit status."""
     args = build_parser().parse_args(argv)
-    runners = {"info": run_info, "train": run_train, "evaluate": run_evaluate, "bench": run_bench}
+    runners = {
+        "info": run_info,
+        "train": run_train,
+        "evaluate": run_evaluate,
+        "bench": run_bench,
+        "export": run_export,
+    }
     try:
         runners[args.command](args)
     except FerError as err:

@@ -75,9 +75,21 @@ def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
     assert set(summary["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
 
 
-@pytest.mark.parametrize("command", ["info", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "train", "evaluate", "bench"])
 def test_every_command_has_help(command):
     result = subprocess.run(
         [sys.executable, "-m", "fer_helpers", command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "--data" in result.stdout
+
+
+def test_export_writes_a_checked_onnx_file_of_the_trained_classes(tmp_path, capsys):
+    status, out, _ = run_cli(capsys, "export", "--classes", "sad,happy", "--out",
+                             str(tmp_path / "m.onnx"), "--json")
+    assert status == 0
+    summary = json.loads(out)
+    assert summary["class_names"] == ["sad", "happy"]
+    assert (tmp_path / "m.onnx").stat().st_size == summary["bytes"] > 1_000_000
+    assert summary["max_difference"] < 1e-4
+    status, _, err = run_cli(capsys, "export")
+    assert status == 2 and "--out is needed" in err

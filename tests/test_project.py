@@ -42,9 +42,13 @@ def test_notebooks_are_committed_without_outputs():
     assert not dirty, f"notebooks with outputs (run `python3 tasks.py strip`): {sorted(set(dirty))}"
 
 
-def test_notebooks_are_numbered_in_order_without_gaps():
-    numbers = [int(p.name[:2]) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-    assert numbers == list(range(1, len(numbers) + 1))
+def test_each_notebook_has_a_unique_number_and_a_title_that_says_it():
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    numbers = [p.name[:2] for p in paths]
+    assert all(n.isdigit() for n in numbers) and len(set(numbers)) == len(numbers), numbers
+    for path in paths:
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        assert first.startswith(f"# {path.name[:2]} "), f"{path.name} starts with {first[:30]!r}"
 
 
 def test_no_fer2013_data_is_tracked():

@@ -1,0 +1,248 @@
+"""DACL: the sparse center loss on hand-computed cases, the attention net, the checkers.
+
+References are worked by hand or written as plain loops, independently of fer_helpers.dacl.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fer_helpers import paths
+from fer_helpers.dacl import (
+    LAMBDA,
+    DACLLoss,
+    DACLNet,
+    SparseCenterLoss,
+    ablation_table,
+    attention_from_heads,
+    sparse_center_loss,
+    train_dacl,
+    train_variant,
+    training_loader,
+)
+from fer_helpers.data import load_synthetic
+from fer_helpers.exercises import ExerciseError, NotDoneYet
+from fer_helpers.exercises.dacl import check_attention_heads, check_sparse_center_loss
+
+# Two images, three features, three classes.
+X = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
+C = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [2.0, 0.0, 1.0]])
+Y = torch.tensor([2, 1])
+A = torch.tensor([[0.5, 1.0, 0.0], [1.0, 0.5, 0.25]])
+
+
+def test_sparse_center_loss_on_a_hand_computed_case():
+    # image 0, class 2: x - c = (-1, 2, 2) -> 0.5*1 + 1*4 + 0*4 = 4.5
+    # image 1, class 1: x - c = (-1, 0, -1) -> 1*1 + 0.5*0 + 0.25*1 = 1.25
+    # L_SC = (4.5 + 1.25) / (2 * 2)
+    assert sparse_center_loss(X, C, Y, A).item() == pytest.approx(1.4375)
+
+
+def test_all_weights_one_is_plain_center_loss():
+    generator = torch.Generator().manual_seed(0)
+    x, c = torch.randn(6, 5, generator=generator), torch.randn(4, 5, generator=generator)
+    y = torch.tensor([0, 3, 3, 1, 0, 2])
+    by_loop = sum(((x[i] - c[y[i]]) ** 2).sum().item() for i in range(6)) / (2 * 6)
+    assert sparse_center_loss(x, c, y, torch.ones(6, 5)).item() == pytest.approx(by_loop)
+    assert sparse_center_loss(x, c, y).item() == pytest.approx(by_loop)
+    # hand case with every weight 1: (1 + 4 + 4) + (1 + 0 + 1) = 11, / 4
+    assert sparse_center_loss(X, C, Y).item() == pytest.approx(11 / 4)
+
+
+def test_gradients_reach_the_centres_of_the_classes_in_the_batch():
+    loss_fn = SparseCenterLoss(num_classes=3, feat_dim=3)
+    with torch.no_grad():
+        loss_fn.centres.copy_(C)
+    loss_fn(X, Y, A).backward()
+    # d L / d c_k = -(1/m) sum over images of class k of a_i * (x_i - c_k)
+    expected = torch.zeros(3, 3)
+    expected[2] = -(A[0] * (X[0] - C[2])) / 2
+    expected[1] = -(A[1] * (X[1] - C[1])) / 2
+    torch.testing.assert_close(loss_fn.centres.grad, expected)
+    assert torch.all(loss_fn.centres.grad[0] == 0)  # class 0 is not in the batch
+
+
+def test_centres_are_learned_parameters_of_the_right_shape():
+    loss_fn = SparseCenterLoss(num_classes=7, feat_dim=512)
+    names = dict(loss_fn.named_parameters())
+    assert list(names) == ["centres"] and names["centres"].shape == (7, 512)
+    with pytest.raises(Exception, match="expect"):
+        loss_fn(torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
+def test_lambda_zero_is_pure_cross_entropy_and_default_adds_lambda_times_l_sc():
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 3, generator=generator, requires_grad=True)
+    attention = A.clone().requires_grad_(True)
+    loss_fn = DACLLoss(num_classes=3, feat_dim=3, lam=0.0)
+    total, ce, sc = loss_fn(logits, X, attention, Y)
+    assert total.item() == pytest.approx(F.cross_entropy(logits, Y).item())
+    assert total.item() == pytest.approx(ce.item())
+    total.backward()
+    assert attention.grad is None and loss_fn.center_loss.centres.grad is None
+
+    dacl = DACLLoss(num_classes=3, feat_dim=3)
+    assert dacl.lam == LAMBDA == 0.01
+    total, ce, sc = dacl(logits, X, A, Y)
+    centres = dacl.center_loss.centres.detach()
+    assert sc.item() == pytest.approx(sparse_center_loss(X, centres, Y, A).item())
+    assert total.item() == pytest.approx(ce.item() + 0.01 * sc.item())
+
+
+def test_plain_mode_ignores_the_attention():
+    plain = DACLLoss(num_classes=3, feat_dim=3, plain=True)
+    logits = torch.zeros(2, 3)
+    _, _, with_a = plain(logits, X, A, Y)
+    _, _, with_ones = plain(logits, X, torch.ones_like(A), Y)
+    assert with_a.item() == pytest.approx(with_ones.item())
+
+
+def test_attention_heads_take_a_softmax_per_pair():
+    scores = torch.tensor([[0.0, 0.0, 2.0, 0.0, 0.0, 3.0]])
+    expected = [math.exp(s1) / (math.exp(s0) + math.exp(s1)) for s0, s1 in [(0, 0), (2, 0), (0, 3)]]
+    torch.testing.assert_close(attention_from_heads(scores, 3), torch.tensor([expected]))
+
+
+def test_model_outputs_and_attention_range():
+    torch.manual_seed(0)
+    model = DACLNet(num_classes=7)
+    assert model.map_shape == (1, 512, 3, 3)  # 48x48 input through the adapted stem
+    widths = [
+        layer.out_features
+        for layer in model.attention.encoder
+        if hasattr(layer, "weight") and layer.weight.ndim == 2
+    ]
+    assert widths == [3584, 512, 64]
+    assert model.attention.heads.out_features == 2 * 512
+    logits, features, attention = model.eval()(torch.rand(3, 3, 48, 48) * 2 - 1)
+    assert logits.shape == (3, 7) and features.shape == (3, 512) and attention.shape == (3, 512)
+    assert torch.all((attention > 0) & (attention < 1))
+    assert torch.all(features >= 0)  # pooled after ReLU
+
+
+def test_training_moves_centres_towards_their_class_and_lambda_zero_leaves_them():
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 48, 48) * 2 - 1
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    for lam, moves in ((0.01, True), (0.0, False)):
+        model = DACLNet(num_classes=2)
+        loss_fn = DACLLoss(num_classes=2, lam=lam)
+        before = loss_fn.center_loss.centres.detach().clone()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # only the centres move
+        centre_optimizer = torch.optim.SGD(loss_fn.parameters(), lr=0.5)
+        history = train_dacl(
+            model, loss_fn, optimizer, centre_optimizer, [(x, y)], 1, device="cpu", progress=False
+        )
+        after = loss_fn.center_loss.centres.detach()
+        assert len(history["train_loss"]) == 1
+        assert torch.any(after != before) == moves
+        if moves:  # eval-free check: with lr 0 the features are fixed; centres come closer
+            model.train()
+            with torch.no_grad():
+                _, features, attention = model(x)
+            assert sparse_center_loss(features, after, y, attention) < sparse_center_loss(
+                features, before, y, attention
+            )
+
+
+def test_training_loader_keeps_at_most_per_class():
+    data = load_synthetic(tiny=True)
+    loader = training_loader(data, batch_size=10, per_class=3)
+    counts = np.bincount(loader.dataset.targets.numpy(), minlength=7)
+    assert counts.tolist() == [3] * 7
+    assert all(len(y) == 10 for _, y in loader)  # drop_last: no short batch
+
+
+def test_ablation_table_balanced_accuracy():
+    cm = np.array([[8, 2], [5, 5]])
+    table = ablation_table({"softmax": cm, "dacl": np.diag([3, 4])})
+    assert table.loc["softmax", "balanced accuracy"] == pytest.approx((0.8 + 0.5) / 2)
+    assert table.loc["softmax", "accuracy"] == pytest.approx(13 / 20)
+    assert table.loc["dacl", "balanced accuracy"] == pytest.approx(1.0)
+    assert table.loc["dacl", "Report 2 (bal. acc.)"] == 0.61
+
+
+def test_train_variant_saves_and_reloads(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path)
+    data = load_synthetic(tiny=True)
+    model, info = train_variant(data, "dacl", 1, per_class=2, progress=False)
+    assert (tmp_path / "dacl_dacl.synthetic-tiny.pth").exists()
+    again, info2 = train_variant(data, "dacl", 1, per_class=2, progress=False)
+    x = torch.zeros(2, 3, 48, 48)
+    torch.testing.assert_close(model.eval()(x)[0], again(x)[0])
+    assert info2["history"] == info["history"]
+
+
+# --- the exercise checkers ---------------------------------------------------------------------
+
+
+def loss_loop(x, c, y, a):
+    total = sum((a[i] * (x[i] - c[y[i]]) ** 2).sum() for i in range(len(y)))
+    return total / (2 * len(y))
+
+
+def heads_loop(scores):
+    b, d = scores.shape[0], scores.shape[1] // 2
+    out = torch.empty(b, d)
+    for i in range(b):
+        for j in range(d):
+            s0, s1 = scores[i, 2 * j], scores[i, 2 * j + 1]
+            out[i, j] = torch.exp(s1) / (torch.exp(s0) + torch.exp(s1))
+    return out
+
+
+def stub(*args):
+    raise NotDoneYet("exercise")
+
+
+@pytest.mark.parametrize(
+    ("checker", "right", "checks"),
+    [(check_sparse_center_loss, loss_loop, 2), (check_attention_heads, heads_loop, 2)],
+)
+def test_checker_passes_a_right_answer_and_lets_a_stub_through(checker, right, checks, capsys):
+    checker(right)
+    assert f"passed all {checks} checks" in capsys.readouterr().out
+    with pytest.raises(NotDoneYet):
+        checker(stub)
+    with pytest.raises(ExerciseError, match="forget `return`"):
+        checker(lambda *args: None)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda x, c, y, a: (a * (x - c[y]) ** 2).sum() / len(y), "divided by m"),
+        (lambda x, c, y, a: ((x - c[y]) ** 2).sum() / (2 * len(y)), "left out the attention"),
+        (lambda x, c, y, a: (a * (x - c[: len(y)]) ** 2).sum() / (2 * len(y)), "ITS class"),
+        (lambda x, c, y, a: ((a * (x - c[y])) ** 2).sum() / (2 * len(y)), "SQUARED"),
+        (lambda x, c, y, a: (a * (x - c[y]) ** 2).mean() / 2, "not by the number of features"),
+        (lambda x, c, y, a: (a * (x - c[y]) ** 2).sum(dim=1) / 2, "one number"),
+        (
+            lambda x, c, y, a: ((a * (x - c[y]) ** 2).sum() / (2 * len(y))).item(),
+            "cut the gradient",
+        ),
+    ],
+)
+def test_loss_checker_names_the_mistake(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_sparse_center_loss(wrong)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda s: s.reshape(len(s), -1, 2).softmax(-1)[..., 0], "index 1"),
+        (lambda s: s.reshape(len(s), 2, -1).softmax(1)[:, 1], "not \\(batch, 2, d\\)"),
+        (lambda s: s.reshape(len(s), -1, 2).softmax(1)[..., 1], "not across the features"),
+        (lambda s: torch.sigmoid(s[:, 1::2]), "alone"),
+        (lambda s: s.softmax(-1), "reshape to"),
+    ],
+)
+def test_heads_checker_names_the_mistake(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_attention_heads(wrong)

@@ -1,0 +1,196 @@
+"""The checkers of notebook 10 pass right answers and name the mistake in wrong ones.
+
+The right answers are written here independently of fer_helpers (loops, plain
+arithmetic, torch); each wrong answer is a mistake learners make.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_helpers.exercises import ExerciseError, NotDoneYet
+from fer_helpers.exercises.faces import check_crop_box, check_crops_to_input, check_square_box
+
+# --- right answers ---------------------------------------------------------------------------
+
+
+def crop_loop(gray, box):
+    x, y, w, h = box
+    return np.array([[gray[row, col] for col in range(x, x + w)] for row in range(y, y + h)])
+
+
+def square_by_centre(box, margin):
+    x, y, w, h = box
+    side = round(max(w, h) * (1 + 2 * margin))
+    centre_x, centre_y = x + w / 2, y + h / 2
+    return (round(centre_x - side / 2), round(centre_y - side / 2), side, side)
+
+
+def input_torch(crops):
+    x = torch.from_numpy(crops).float().unsqueeze(1).repeat(1, 3, 1, 1)
+    return (x - 127.5) / 127.5
+
+
+def stub(*args):
+    raise NotDoneYet("exercise")
+
+
+@pytest.mark.parametrize(
+    ("checker", "right", "checks"),
+    [
+        (check_crop_box, crop_loop, 4),
+        (check_square_box, square_by_centre, 4),
+        (check_crops_to_input, input_torch, 3),
+    ],
+)
+def test_checker_passes_a_right_answer_and_lets_a_stub_through(checker, right, checks, capsys):
+    checker(right)
+    assert f"passed all {checks} checks" in capsys.readouterr().out
+    with pytest.raises(NotDoneYet):  # never swallowed: the learner sees "not done yet"
+        checker(stub)
+    with pytest.raises(ExerciseError, match="forget `return`"):
+        checker(lambda *args: None)
+
+
+# --- crop_box --------------------------------------------------------------------------------
+
+CROP_MISTAKES = {
+    "x and y swapped": (
+        lambda g, b: g[b[0] : b[0] + b[2], b[1] : b[1] + b[3]],
+        "x and y are swapped",
+    ),
+    "columns first": (lambda g, b: g[b[0] : b[0] + b[3], b[1] : b[1] + b[2]], "rows come first"),
+    "w and h swapped": (
+        lambda g, b: g[b[1] : b[1] + b[2], b[0] : b[0] + b[3]],
+        "w and h are swapped",
+    ),
+    "transposed": (lambda g, b: g[b[1] : b[1] + b[3], b[0] : b[0] + b[2]].T, "transposed"),
+    "one too many": (
+        lambda g, b: g[b[1] : b[1] + b[3] + 1, b[0] : b[0] + b[2] + 1],
+        "one row and one column too many",
+    ),
+    "one too few": (
+        lambda g, b: g[b[1] : b[1] + b[3] - 1, b[0] : b[0] + b[2] - 1],
+        "one row and one column too few",
+    ),
+    "two corners": (lambda g, b: g[b[1] : b[3], b[0] : b[2]], "not two corners"),
+    "shifted by one": (
+        lambda g, b: g[b[1] + 1 : b[1] + b[3] + 1, b[0] : b[0] + b[2]],
+        r"expected rows \d+ to \d+ .* starting at row",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(CROP_MISTAKES))
+def test_crop_box_checker_names_the_mistake(mistake):
+    wrong, message = CROP_MISTAKES[mistake]
+    with pytest.raises(ExerciseError, match=message):
+        check_crop_box(wrong)
+
+
+# --- square_box ------------------------------------------------------------------------------
+
+
+def square_with(side_of, corner):
+    """A square box with side side_of(w, h, margin), placed by corner(x, y, w, h, side)."""
+
+    def square(box, margin):
+        x, y, w, h = box
+        side = round(side_of(w, h, margin))
+        cx, cy = corner(x, y, w, h, side)
+        return (round(cx), round(cy), side, side)
+
+    return square
+
+
+def centred(x, y, w, h, side):
+    return x + (w - side) / 2, y + (h - side) / 2
+
+
+def as_floats(box, margin):
+    return tuple(float(v) for v in square_by_centre(box, margin))
+
+
+def two_corners(box, margin):
+    x, y, side, _ = square_by_centre(box, margin)
+    return (x, y, x + side, y + side)
+
+
+SQUARE_MISTAKES = {
+    "margin on one side": (
+        square_with(lambda w, h, m: max(w, h) * (1 + m), centred),
+        "the margin goes on every side",
+    ),
+    "shorter side": (
+        square_with(lambda w, h, m: min(w, h) * (1 + 2 * m), centred),
+        "use the longer side",
+    ),
+    "corner kept": (
+        square_with(lambda w, h, m: max(w, h) * (1 + 2 * m), lambda x, y, w, h, s: (x, y)),
+        "keep the box's centre",
+    ),
+    "corner moved the wrong way": (
+        square_with(
+            lambda w, h, m: max(w, h) * (1 + 2 * m),
+            lambda x, y, w, h, s: (x - (w - s) / 2, y - (h - s) / 2),
+        ),
+        "the corner moves the wrong way",
+    ),
+    "two corners": (two_corners, "not two corners"),
+    "floats": (as_floats, "whole pixels"),
+    "three numbers": (lambda box, margin: square_by_centre(box, margin)[:3], "four numbers"),
+    "margin ignored": (
+        square_with(lambda w, h, m: max(w, h), centred),
+        r"square_box\(\(100, 50, 80, 80\), margin=0.25\): expected",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(SQUARE_MISTAKES))
+def test_square_box_checker_names_the_mistake(mistake):
+    wrong, message = SQUARE_MISTAKES[mistake]
+    with pytest.raises(ExerciseError, match=message):
+        check_square_box(wrong)
+
+
+def test_square_box_checker_accepts_other_rounding():
+    def truncating(box, margin):
+        x, y, w, h = box
+        side = int(max(w, h) * (1 + 2 * margin))
+        return (int(x + (w - side) / 2), int(y + (h - side) / 2), side, side)
+
+    check_square_box(truncating)
+
+
+# --- crops_to_input --------------------------------------------------------------------------
+
+
+INPUT_MISTAKES = {
+    "numpy": (lambda c: c / 127.5 - 1, "return a torch tensor"),
+    "no channel": (lambda c: torch.from_numpy(c / 127.5 - 1).float(), "add a channel dimension"),
+    "one channel": (lambda c: input_torch(c)[:, :1], "trained on 3 channels"),
+    "channels last": (lambda c: input_torch(c).permute(0, 2, 3, 1), "channels first"),
+    "0 to 1": (
+        lambda c: torch.from_numpy(c).float().unsqueeze(1).repeat(1, 3, 1, 1) / 255,
+        "/ 255",
+    ),
+    "not scaled": (
+        lambda c: torch.from_numpy(c).float().unsqueeze(1).repeat(1, 3, 1, 1),
+        "normalise the pixels",
+    ),
+    "sign flipped": (lambda c: -input_torch(c), "sign is flipped"),
+    "by 128": (
+        lambda c: (torch.from_numpy(c).float().unsqueeze(1).repeat(1, 3, 1, 1) - 128) / 128,
+        "almost",
+    ),
+    "float64": (lambda c: input_torch(c).double(), "float32"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(INPUT_MISTAKES))
+def test_crops_to_input_checker_names_the_mistake(mistake):
+    wrong, message = INPUT_MISTAKES[mistake]
+    with pytest.raises(ExerciseError, match=message):
+        check_crops_to_input(wrong)

@@ -1,0 +1,358 @@
+"""Faces in photos: reading photos, finding faces, cropping them like FER2013, classifying.
+
+Face detection is checked on a real photo (scikit-image's astronaut, which ships
+with the package) against a second, independent detector: scikit-image's own LBP
+cascade. References elsewhere are numpy slicing and padding, block means, and
+the model's softmax computed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from fer_helpers import faces
+from fer_helpers.errors import DataError
+from fer_helpers.faces import (
+    BOX_COLOR,
+    annotate,
+    classify_faces,
+    crop_face,
+    detect_faces,
+    face_cascade,
+    format_predictions,
+    load_photo,
+    measure_framing,
+    predict_image,
+    predict_photo,
+    sample_photo_path,
+    square_box,
+    to_gray,
+    webcam_capture,
+)
+from fer_helpers.labels import COURSE_CLASSES
+from fer_helpers.models import SI100FaceNet
+
+
+@pytest.fixture(scope="module")
+def astronaut_path() -> Path:
+    try:
+        return sample_photo_path("astronaut")
+    except DataError as err:  # a scikit-image build without its bundled sample photos
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def astronaut_gray(astronaut_path: Path) -> np.ndarray:
+    return to_gray(load_photo(astronaut_path))
+
+
+@pytest.fixture(scope="module")
+def model() -> SI100FaceNet:
+    torch.manual_seed(0)
+    return SI100FaceNet(num_classes=3).eval()
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+# --- reading photos ----------------------------------------------------------------------------
+
+
+def test_load_photo_reads_colour_and_gray_files_as_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "colour.png")  # PIL writes, OpenCV reads
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+
+    np.testing.assert_array_equal(load_photo(tmp_path / "colour.png"), colour)
+    np.testing.assert_array_equal(load_photo(tmp_path / "gray.png"), np.stack([gray] * 3, -1))
+
+
+def test_load_photo_turns_a_phone_photo_upright(tmp_path):
+    """A JPEG whose EXIF tag says "rotate 90 degrees" loads as PIL's exif_transpose shows it."""
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)
+    stored[:, :20] = 255  # left half white, as the camera stored it
+    photo = Image.fromarray(stored)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # Orientation: the camera was turned by 90 degrees
+    photo.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "phone.jpg")))
+    loaded = load_photo(tmp_path / "phone.jpg")
+    assert loaded.shape == upright.shape == (40, 20, 3)
+    assert np.abs(loaded.astype(int) - upright.astype(int)).mean() < 2  # two JPEG decoders
+
+
+@pytest.mark.parametrize("content", [b"", b"name,emotion\nme,happy\n", b"\x89PNG broken"])
+def test_load_photo_names_a_file_that_is_not_an_image(tmp_path, content):
+    path = tmp_path / "notes.jpg"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"notes\.jpg is not an image"):
+        load_photo(path)
+
+
+def test_load_photo_names_a_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"holiday\.jpg does not exist"):
+        load_photo(tmp_path / "holiday.jpg")
+    with pytest.raises(DataError, match="is not a file"):
+        load_photo(tmp_path)  # a folder
+
+
+def test_to_gray_weights_the_channels_as_luma():
+    image = np.zeros((2, 2, 3), dtype=np.uint8)
+    image[0, 0] = (255, 0, 0)
+    image[0, 1] = (0, 255, 0)
+    image[1, 0] = (0, 0, 255)
+    image[1, 1] = (100, 100, 100)
+    expected = np.array([[0.299 * 255, 0.587 * 255], [0.114 * 255, 100]])
+    np.testing.assert_allclose(to_gray(image), expected, atol=1)
+    assert to_gray(image[..., 0]) is not None and to_gray(image[..., 0]).shape == (2, 2)
+    with pytest.raises(DataError, match="shape"):
+        to_gray(np.zeros((2, 2, 4), dtype=np.uint8))
+
+
+# --- finding faces -----------------------------------------------------------------------------
+
+
+def test_detect_finds_the_astronauts_face_where_scikit_images_detector_does(astronaut_gray):
+    from skimage.data import lbp_frontal_face_cascade_filename
+    from skimage.feature import Cascade
+
+    boxes = detect_faces(astronaut_gray)
+    found = Cascade(lbp_frontal_face_cascade_filename()).detect_multi_scale(
+        img=astronaut_gray, scale_factor=1.2, step_ratio=1, min_size=(60, 60), max_size=(200, 200)
+    )
+    reference = [(d["c"], d["r"], d["width"], d["height"]) for d in found]
+    assert len(boxes) == len(reference) == 1
+    assert iou(boxes[0], reference[0]) > 0.6
+    x, y, w, h = boxes[0]
+    assert all(isinstance(v, int) for v in boxes[0])
+    assert 60 <= w <= 160 and w == h  # a head in a 512x512 portrait; the cascade's boxes are square
+    assert y + h < 512 // 2  # the face is in the upper half of the portrait
+
+
+def test_detect_finds_no_face_in_a_blank_or_noisy_image():
+    assert detect_faces(np.full((240, 320), 128, dtype=np.uint8)) == []
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320), dtype=np.uint8)
+    assert detect_faces(noise) == []
+
+
+def test_detect_on_a_large_photo_gives_boxes_in_the_photos_pixels(astronaut_gray):
+    small_box = detect_faces(astronaut_gray)[0]
+    large = cv2.resize(astronaut_gray, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    assert max(large.shape) > faces.MAX_SIDE  # so it is searched at a smaller size
+    scaled = tuple(3 * v for v in small_box)
+    # Enlarging adds detail at small scales, where the cascade also finds false faces.
+    assert max(iou(box, scaled) for box in detect_faces(large)) > 0.7
+
+
+def test_detect_wants_a_gray_uint8_image(astronaut_gray):
+    with pytest.raises(DataError, match="gray uint8"):
+        detect_faces(np.stack([astronaut_gray] * 3, axis=-1))
+    with pytest.raises(DataError, match="gray uint8"):
+        detect_faces(astronaut_gray.astype(np.float32))
+
+
+def test_the_cascade_is_loaded_once_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    assert face_cascade() is face_cascade()
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path))
+    face_cascade.cache_clear()
+    try:
+        with pytest.raises(DataError, match="haarcascade_frontalface_default.xml is missing"):
+            face_cascade()
+    finally:
+        face_cascade.cache_clear()  # the next caller loads the real one again
+
+
+# --- cropping like FER2013 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("box", "margin", "expected"),
+    [
+        ((100, 50, 80, 80), 0.0, (100, 50, 80, 80)),
+        ((100, 50, 80, 80), 0.25, (80, 30, 120, 120)),
+        ((10, 20, 60, 100), 0.0, (-10, 20, 100, 100)),
+        ((10, 20, 60, 100), 0.1, (-20, 10, 120, 120)),
+    ],
+)
+def test_square_box_keeps_the_centre_and_grows_every_side(box, margin, expected):
+    assert square_box(box, margin) == expected
+    x, y, w, h = box
+    sx, sy, side, _ = square_box(box, margin)
+    assert abs((sx + side / 2) - (x + w / 2)) <= 0.5 and abs((sy + side / 2) - (y + h / 2)) <= 0.5
+
+
+def test_crop_of_a_48_pixel_box_is_exactly_its_pixels():
+    gray = np.random.default_rng(1).integers(0, 256, (100, 120), dtype=np.uint8)
+    crop = crop_face(gray, (30, 20, 48, 48), margin=0)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    np.testing.assert_array_equal(crop, gray[20:68, 30:78])
+
+
+def test_crop_of_a_96_pixel_box_averages_two_by_two_blocks():
+    gray = np.random.default_rng(2).integers(0, 256, (200, 200), dtype=np.uint8)
+    crop = crop_face(gray, (50, 40, 96, 96), margin=0)
+    blocks = gray[40:136, 50:146].reshape(48, 2, 48, 2).astype(float).mean(axis=(1, 3))
+    assert np.abs(crop.astype(float) - blocks).max() <= 1  # rounding only
+
+
+def test_crop_past_the_edge_repeats_the_edge_pixels():
+    gray = np.random.default_rng(3).integers(0, 256, (60, 70), dtype=np.uint8)
+    crop = crop_face(gray, (-10, -5, 48, 48), margin=0)
+    padded = np.pad(gray, 10, mode="edge")  # pixel (r, c) of gray sits at (r + 10, c + 10)
+    np.testing.assert_array_equal(crop, padded[5:53, 0:48])
+
+
+def test_crop_with_a_margin_takes_a_larger_square(astronaut_gray):
+    box = detect_faces(astronaut_gray)[0]
+    wider = crop_face(astronaut_gray, box, margin=0.25)
+    x, y, side, _ = square_box(box, 0.25)
+    reference = cv2.resize(
+        astronaut_gray[y : y + side, x : x + side], (48, 48), interpolation=cv2.INTER_AREA
+    )
+    np.testing.assert_array_equal(wider, reference)
+    assert not np.array_equal(wider, crop_face(astronaut_gray, box))
+
+
+def test_the_cascade_frames_its_own_crops_as_the_whole_image(astronaut_gray):
+    """measure_framing on a face cropped with margin 0 finds a box about the crop's size."""
+    crop = crop_face(astronaut_gray, detect_faces(astronaut_gray)[0])
+    framing = measure_framing(crop[None])
+    assert framing.shape == (1, 3)
+    side, dx, dy = framing[0]
+    assert 0.8 < side < 1.25 and abs(dx) < 0.1 and abs(dy) < 0.1
+    assert measure_framing(np.full((2, 48, 48), 90, dtype=np.uint8)).shape == (0, 3)
+
+
+# --- classifying -------------------------------------------------------------------------------
+
+
+def test_classify_gives_the_softmax_of_the_normalised_crops(model):
+    crops = np.random.default_rng(4).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    probs = classify_faces(model, crops)
+
+    x = torch.tensor(crops / 127.5 - 1, dtype=torch.float32)[:, None].repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1).numpy()
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_classify_feeds_one_channel_to_a_one_channel_model():
+    torch.manual_seed(0)
+    gray_model = SI100FaceNet(num_classes=7, in_channels=1).eval()
+    crops = np.random.default_rng(5).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    probs = classify_faces(gray_model, crops, channels=1)
+    x = torch.tensor(crops / 127.5 - 1, dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        np.testing.assert_allclose(probs, torch.softmax(gray_model(x), 1).numpy(), atol=1e-5)
+
+
+def test_classify_wants_uint8_crops(model):
+    with pytest.raises(DataError, match="uint8"):
+        classify_faces(model, np.zeros((1, 48, 48), dtype=np.float32))
+
+
+# --- the whole pipeline ------------------------------------------------------------------------
+
+
+def test_predict_photo_on_the_astronaut(astronaut_path, astronaut_gray, model):
+    (face,) = predict_photo(astronaut_path, model, COURSE_CLASSES)
+    box = detect_faces(astronaut_gray)[0]
+    expected = classify_faces(model, crop_face(astronaut_gray, box)[None])[0]
+
+    assert face["box"] == box
+    assert list(face["probabilities"]) == list(COURSE_CLASSES)
+    np.testing.assert_allclose(list(face["probabilities"].values()), expected, atol=1e-6)
+    assert face["emotion"] == COURSE_CLASSES[int(expected.argmax())]
+    assert face["probability"] == pytest.approx(expected.max())
+    (line,) = format_predictions("astronaut.png", [face])
+    x, y, w, h = box
+    assert line == (
+        f"astronaut.png: face 1 at x={x} y={y} w={w} h={h}: "
+        f"{face['emotion']} {100 * face['probability']:.1f}%"
+    )
+
+
+def test_predict_photo_without_a_face_returns_nothing(tmp_path, model):
+    path = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 200, dtype=np.uint8)).save(path)
+    assert predict_photo(path, model, COURSE_CLASSES) == []
+    assert format_predictions(path, []) == [f"{path}: no face found in {path}"]
+
+
+def test_predict_photo_names_a_missing_file_and_one_that_is_no_image(tmp_path, model):
+    with pytest.raises(DataError, match="missing.png"):
+        predict_photo(tmp_path / "missing.png", model, COURSE_CLASSES)
+    (tmp_path / "readme.png").write_text("not a picture")
+    with pytest.raises(DataError, match="readme.png"):
+        predict_photo(tmp_path / "readme.png", model, COURSE_CLASSES)
+
+
+def test_predict_refuses_class_names_that_do_not_fit_the_model(astronaut_gray, model):
+    with pytest.raises(DataError, match="3 scores but has 7 class names"):
+        predict_image(astronaut_gray, model, ["a", "b", "c", "d", "e", "f", "g"])
+
+
+def test_annotate_draws_on_a_copy(astronaut_gray):
+    box = (100, 120, 80, 80)
+    picture = annotate(astronaut_gray, [box], ["happy"], [0.87])
+    assert picture.shape == (*astronaut_gray.shape, 3) and picture.dtype == np.uint8
+    x, y, w, h = box
+    assert tuple(picture[y + h // 2, x]) == BOX_COLOR  # the box's left edge
+    assert tuple(picture[y + h // 2, x + w // 2]) == (astronaut_gray[y + h // 2, x + w // 2],) * 3
+    assert (picture[y - 5, x : x + w] == BOX_COLOR).all(axis=1).any()  # the label's strip
+    rgb = np.stack([astronaut_gray] * 3, axis=-1)
+    before = rgb.copy()
+    annotate(rgb, [box], ["sad"], [0.5])
+    np.testing.assert_array_equal(rgb, before)
+
+
+# --- the webcam (never opened in tests) --------------------------------------------------------
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture: open or not, with one blue BGR frame."""
+
+    def __init__(self, opened: bool) -> None:
+        self.opened, self.released = opened, False
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        frame = np.zeros((4, 6, 3), dtype=np.uint8)
+        frame[..., 0] = 255  # blue, in OpenCV's BGR order
+        return True, frame
+
+    def release(self) -> None:
+        self.released = True
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_webcam_capture_gives_rgb_and_releases_the_camera(monkeypatch, opened):
+    camera = FakeCamera(opened)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda index: camera)
+    if opened:
+        frame = webcam_capture()
+        assert (
+            frame.shape == (4, 6, 3) and (frame[..., 2] == 255).all() and frame[..., 0].max() == 0
+        )
+    else:
+        with pytest.raises(DataError, match="no webcam at index 0"):
+            webcam_capture()
+    assert camera.released
