@@ -1,4 +1,4 @@
-"""The command line: `python -m fer_helpers info | train | evaluate | bench | export`.
+"""The command line: `python -m fer_helpers info | train | evaluate | bench | export | predict`.
 
 Every sub-command has --help. Bad input ends with a one-line message on
 stderr and exit status 2, never a traceback.
@@ -132,7 +132,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.onnx", help="where to write (default: the weights path with .onnx)"
     )
     export.add_argument("--json", action="store_true", help="print one JSON object")
+
+    predict = commands.add_parser(
+        "predict",
+        help="find the faces in photos and name their expressions",
+        description="Detect faces with OpenCV's Haar cascade, crop them like FER2013 and "
+        "classify them; prints one line per face (box, emotion, probability).",
+    )
+    predict.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
+    predict.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="checkpoint (default: weights/face_expression.pth, notebook 04's)",
+    )
+    predict.add_argument(
+        "--classes", help="class names of a plain state_dict (a checkpoint knows its own)"
+    )
+    predict.add_argument(
+        "--min-size",
+        type=int,
+        default=30,
+        help="smallest face side searched, in pixels (default: 30)",
+    )
+    predict.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
     return parser
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from .checkpoints import load_model
+    from .errors import DataError
+    from .faces import format_predictions, predict_photo
+    from .paths import weights_path
+    from .train import choose_device
+
+    weights = args.weights or weights_path("face_expression.pth")
+    if not args.weights and not weights.exists():
+        raise FerError(
+            f"no trained model at {weights}: run notebook 04 or "
+            f"`python -m fer_helpers train --out {weights}`, or give --weights"
+        )
+    model, info = load_model(weights, class_names=args.classes, device=choose_device(args.device))
+    if info["class_names"] is None:
+        raise FerError(f"{weights} holds weights only: say which classes with --classes")
+    failed = []
+    for photo in args.photos:
+        try:
+            faces = predict_photo(photo, model, info["class_names"], min_size=args.min_size)
+        except DataError as err:  # one bad file does not stop the others
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(photo)
+            continue
+        print("\n".join(format_predictions(photo, faces)))
+    if failed:
+        raise FerError(f"{len(failed)} of {len(args.photos)} photos could not be read")
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -285,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": run_evaluate,
         "bench": run_bench,
         "export": run_export,
+        "predict": run_predict,
     }
     try:
         runners[args.command](args)

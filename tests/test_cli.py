@@ -93,3 +93,30 @@ def test_export_writes_a_checked_onnx_file_of_the_trained_classes(tmp_path, caps
     assert summary["max_difference"] < 1e-4
     status, _, err = run_cli(capsys, "export")
     assert status == 2 and "--out is needed" in err
+
+
+def test_predict_prints_one_line_per_face_and_names_bad_files(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from fer_helpers.checkpoints import make_meta, save_checkpoint
+    from fer_helpers.faces import sample_photo_path
+    from fer_helpers.models import SI100FaceNet
+
+    weights = tmp_path / "untrained.pth"
+    save_checkpoint(weights, **make_meta("si100", ["happy", "neutral", "sad"]),
+                    model_state=SI100FaceNet(3).state_dict())
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((120, 120), 128, np.uint8)).save(blank)
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+
+    status, out, err = run_cli(capsys, "predict", str(sample_photo_path()), str(blank),
+                               str(not_image), "--weights", str(weights))
+    assert status == 2  # one file failed, the others were still read
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{sample_photo_path()}: face 1 at x=")
+    assert lines[0].split(": ")[-1].split()[0] in ("happy", "neutral", "sad")
+    assert lines[1] == f"no face found in {blank}"
+    assert "notes.txt" in err and "not an image" in err

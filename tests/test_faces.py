@@ -110,6 +110,12 @@ def test_load_photo_names_a_missing_file(tmp_path):
         load_photo(tmp_path)  # a folder
 
 
+def test_sample_photos_ship_with_scikit_image(astronaut_path):
+    assert load_photo(astronaut_path).shape == (512, 512, 3)
+    with pytest.raises(DataError, match="no bundled selfie.png"):
+        sample_photo_path("selfie")
+
+
 def test_to_gray_weights_the_channels_as_luma():
     image = np.zeros((2, 2, 3), dtype=np.uint8)
     image[0, 0] = (255, 0, 0)
@@ -118,7 +124,7 @@ def test_to_gray_weights_the_channels_as_luma():
     image[1, 1] = (100, 100, 100)
     expected = np.array([[0.299 * 255, 0.587 * 255], [0.114 * 255, 100]])
     np.testing.assert_allclose(to_gray(image), expected, atol=1)
-    assert to_gray(image[..., 0]) is not None and to_gray(image[..., 0]).shape == (2, 2)
+    np.testing.assert_array_equal(to_gray(image[..., 0]), image[..., 0])  # gray stays gray
     with pytest.raises(DataError, match="shape"):
         to_gray(np.zeros((2, 2, 4), dtype=np.uint8))
 
@@ -292,7 +298,7 @@ def test_predict_photo_without_a_face_returns_nothing(tmp_path, model):
     path = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 300, 3), 200, dtype=np.uint8)).save(path)
     assert predict_photo(path, model, COURSE_CLASSES) == []
-    assert format_predictions(path, []) == [f"{path}: no face found in {path}"]
+    assert format_predictions(path, []) == [f"no face found in {path}"]
 
 
 def test_predict_photo_names_a_missing_file_and_one_that_is_no_image(tmp_path, model):
