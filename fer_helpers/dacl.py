@@ -77,7 +77,7 @@ def resnet18_48(num_classes: int = 7, channels: int = 3, maxpool: bool = True) -
     face would be 12x12 there and 2x2 at the end. Here conv1 is a 3x3 convolution with
     stride 1 and the max-pool stays: the blocks see 24x24, 24, 12, 6 and 3 pixels, and
     the last feature map is 512x3x3 instead of the paper's 512x7x7. maxpool=False drops
-    the max-pool too (48x48 into the blocks, 512x6x6 at the end, about 4x the work).
+    the max-pool too (48x48 into the blocks, 512x6x6 at the end, about 3x slower to train).
     """
     model = resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
