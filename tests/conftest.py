@@ -93,3 +93,22 @@ def faces() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def layout_copy(request: pytest.FixtureRequest, tmp_path: Path, faces: dict) -> tuple[str, Path]:
     """(layout name, root folder) of a fake FER2013 copy, one per download layout."""
     return request.param, LAYOUTS[request.param](tmp_path, faces)
+
+
+def assert_checker_contract(checker, right, checks: int, capsys: pytest.CaptureFixture) -> None:
+    """What every exercise checker promises a learner.
+
+    It passes a right answer (saying how many checks), lets an unfinished
+    exercise's NotDoneYet through untouched, and names a forgotten `return`.
+    """
+    from fer_helpers.exercises import ExerciseError, NotDoneYet
+
+    def stub(*args: object) -> None:
+        raise NotDoneYet("exercise")
+
+    checker(right)
+    assert f"passed all {checks} checks" in capsys.readouterr().out
+    with pytest.raises(NotDoneYet):
+        checker(stub)
+    with pytest.raises(ExerciseError, match="forget `return`"):
+        checker(lambda *args: None)

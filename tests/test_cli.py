@@ -84,8 +84,9 @@ def test_every_command_has_help(command):
 
 
 def test_export_writes_a_checked_onnx_file_of_the_trained_classes(tmp_path, capsys):
-    status, out, _ = run_cli(capsys, "export", "--classes", "sad,happy", "--out",
-                             str(tmp_path / "m.onnx"), "--json")
+    status, out, _ = run_cli(
+        capsys, "export", "--classes", "sad,happy", "--out", str(tmp_path / "m.onnx"), "--json"
+    )
     assert status == 0
     summary = json.loads(out)
     assert summary["class_names"] == ["sad", "happy"]
@@ -104,15 +105,25 @@ def test_predict_prints_one_line_per_face_and_names_bad_files(tmp_path, capsys):
     from fer_helpers.models import SI100FaceNet
 
     weights = tmp_path / "untrained.pth"
-    save_checkpoint(weights, **make_meta("si100", ["happy", "neutral", "sad"]),
-                    model_state=SI100FaceNet(3).state_dict())
+    save_checkpoint(
+        weights,
+        **make_meta("si100", ["happy", "neutral", "sad"]),
+        model_state=SI100FaceNet(3).state_dict(),
+    )
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((120, 120), 128, np.uint8)).save(blank)
     not_image = tmp_path / "notes.txt"
     not_image.write_text("hello")
 
-    status, out, err = run_cli(capsys, "predict", str(sample_photo_path()), str(blank),
-                               str(not_image), "--weights", str(weights))
+    status, out, err = run_cli(
+        capsys,
+        "predict",
+        str(sample_photo_path()),
+        str(blank),
+        str(not_image),
+        "--weights",
+        str(weights),
+    )
     assert status == 2  # one file failed, the others were still read
     lines = out.splitlines()
     assert len(lines) == 2

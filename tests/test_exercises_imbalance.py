@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_checker_contract
 from sklearn.utils.class_weight import compute_class_weight
 
-from fer_helpers.exercises import ExerciseError, NotDoneYet
+from fer_helpers.exercises import ExerciseError
 from fer_helpers.exercises.imbalance import (
     check_balanced_accuracy,
     check_class_weights,
@@ -38,10 +39,6 @@ def f1_loop(cm):
     return np.array(scores)
 
 
-def stub(*args):
-    raise NotDoneYet("exercise")
-
-
 @pytest.mark.parametrize(
     ("checker", "right", "checks"),
     [
@@ -51,12 +48,7 @@ def stub(*args):
     ],
 )
 def test_checker_passes_a_right_answer_and_lets_a_stub_through(checker, right, checks, capsys):
-    checker(right)
-    assert f"passed all {checks} checks" in capsys.readouterr().out
-    with pytest.raises(NotDoneYet):  # never swallowed: the learner sees "not done yet"
-        checker(stub)
-    with pytest.raises(ExerciseError, match="forget `return`"):
-        checker(lambda *args: None)
+    assert_checker_contract(checker, right, checks, capsys)
 
 
 # --- class weights ---------------------------------------------------------------------------
