@@ -9,6 +9,7 @@ with two different labels. The audit finds both by comparing decoded pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,8 +30,12 @@ class AuditReport:
     all_zero: np.ndarray  # bool: every pixel 0 (black)
     group: np.ndarray  # id of the group of identical images, per image
 
+    @cached_property
     def duplicate_groups(self) -> list[np.ndarray]:
-        """Groups (image numbers) of two or more byte-identical images, blanks excluded."""
+        """Groups (image numbers) of two or more byte-identical images, blanks excluded.
+
+        Computed once: summary, examples and training_keep_mask all read it.
+        """
         order = np.argsort(self.group, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(self.group[order]) != 0])
         groups = np.split(order, starts[1:])
@@ -44,7 +49,7 @@ class AuditReport:
         within = dict.fromkeys(self.split_names, 0)
         across: dict[str, int] = {}
         conflicting = 0
-        for g in self.duplicate_groups():
+        for g in self.duplicate_groups:
             splits = self.split_of[g]
             for i, name in enumerate(self.split_names):
                 within[name] += max(int((splits == i).sum()) - 1, 0)
@@ -58,7 +63,7 @@ class AuditReport:
         return {
             "blank": blank,
             "all_zero": zero,
-            "duplicate_groups": len(self.duplicate_groups()),
+            "duplicate_groups": len(self.duplicate_groups),
             "extra_copies_within_split": within,
             "groups_shared_across_splits": across,
             "groups_with_conflicting_labels": conflicting,
@@ -89,14 +94,14 @@ class AuditReport:
                 f"{self.split_names[self.split_of[i]]}: {self.ids[i]} ({EMOTIONS[self.labels[i]]})"
                 for i in g
             ]
-            for g in self.duplicate_groups()[:k]
+            for g in self.duplicate_groups[:k]
         ]
 
     def training_keep_mask(self) -> np.ndarray:
         """Which train images clean=True keeps: not blank, not a repeat, not in another split."""
         train = self.split_names.index("train") if "train" in self.split_names else -1
         keep = ~self.blank
-        for g in self.duplicate_groups():
+        for g in self.duplicate_groups:
             in_train = g[self.split_of[g] == train]
             if len(in_train) < len(g):
                 keep[in_train] = False  # also in validation or test: a leak
