@@ -380,12 +380,17 @@ REPORT_BALANCED_ACCURACY = {"softmax": 0.59, "center": 0.60, "dacl": 0.61}
 
 
 def training_loader(
-    data: FaceData, batch_size: int = 64, per_class: int | None = None, seed: int = 0
+    data: FaceData,
+    batch_size: int = 64,
+    per_class: int | None = None,
+    seed: int = 0,
+    channels: int = 3,
 ) -> FaceLoader:
     """Shuffled 7-class training batches, each face mirrored with probability 1/2.
 
     per_class keeps at most that many images of each class (a seeded random choice),
     to fit a time budget. drop_last: batch norm cannot learn from a batch of one.
+    channels: 3 for torchvision's ResNet-18, 1 for a network made for grayscale.
     """
     faces = data["train"]
     if per_class is not None:
@@ -395,7 +400,7 @@ def training_loader(
             for label in range(len(EMOTIONS))
         ]
         faces = faces.take(np.sort(np.concatenate(chosen)))
-    dataset = FaceDataset(faces, EMOTIONS)
+    dataset = FaceDataset(faces, EMOTIONS, channels=channels)
     flip_only = Augment(flip=0.5, rotation=0.0, scale=0.0, shift=0.0)
     return FaceLoader(
         dataset,

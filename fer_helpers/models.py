@@ -1,4 +1,4 @@
-"""SI100FaceNet, the course's network, and a registry of models by name.
+"""SI100FaceNet, the course's network, the reports' ConvNet 5 and ResNet-9, and a registry.
 
 The lecture's figure with the kernel sizes was lost, so these are the choices:
 every convolution is 3x3 with padding 1 and stride 1 (it keeps the image size),
@@ -111,8 +111,120 @@ class SI100FaceNet(nn.Module):
         return x
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"si100": SI100FaceNet}
-"""Models by the name checkpoints store; later notebooks add their own."""
+class ConvNet5(nn.Module):
+    """Report 1's chosen small CNN ("model 5"), 61.2% test accuracy on 7 classes there.
+
+    Three blocks Conv2d 3x3 (padding 1) -> BatchNorm2d -> ReLU -> Dropout2d -> MaxPool2d 2,
+    64 channels each (48 -> 24 -> 12 -> 6 pixels), then Linear 6*6*64 -> 512 -> BatchNorm1d
+    -> Dropout -> ReLU and Linear 512 -> num_classes; dropout 0.4 everywhere.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        width: int = 64,
+        hidden: int = 512,
+        dropout: float = 0.4,
+        input_size: int = 48,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(3):
+            blocks += [
+                nn.Conv2d(channels, width, kernel_size=3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Dropout2d(dropout),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        side = input_size // 8
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(width * side * side, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (logits) of shape (batch, num_classes)."""
+        return self.classifier(self.features(x))
+
+
+def conv_block(in_channels: int, out_channels: int, pool: bool = False) -> nn.Sequential:
+    """Report 3's building block: Conv2d 3x3 (padding 1) -> BatchNorm2d -> ELU [-> MaxPool2d 2]."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ELU(inplace=True),
+    ]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """x + f(x): the block only has to learn a correction to its input."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNet9(nn.Module):
+    """Report 3's ResNet-9: three stages of two conv blocks and a residual pair.
+
+    Stage widths 128, 256, 512; each stage's second block halves the image
+    (48 -> 24 -> 12 -> 6), a residual of two conv blocks follows, then dropout.
+    The classifier max-pools the 6x6 map to 1x1 and maps 512 numbers to the scores.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        widths: tuple[int, int, int] = (128, 256, 512),
+        dropout: float = 0.5,
+        input_size: int = 48,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        stages: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            stages += [
+                conv_block(channels, width),
+                conv_block(width, width, pool=True),
+                Residual(conv_block(width, width), conv_block(width, width)),
+                nn.Dropout(dropout),
+            ]
+            channels = width
+        self.features = nn.Sequential(*stages)
+        self.classifier = nn.Sequential(
+            nn.MaxPool2d(input_size // 8), nn.Flatten(), nn.Linear(channels, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (logits) of shape (batch, num_classes)."""
+        return self.classifier(self.features(x))
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "si100": SI100FaceNet,
+    "convnet5": ConvNet5,
+    "resnet9": ResNet9,
+}
+"""Models by the name checkpoints store. DACL (fer_helpers.dacl.DACLNet) is apart: it
+returns (scores, features, attention) and trains with its own loss."""
 
 
 def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
