@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model on the train split; report "
         "validation accuracy after every epoch.",
     )
-    train.add_argument("--model", default="si100", help="architecture (default: si100)")
+    train.add_argument(
+        "--model",
+        default="si100",
+        help="architecture: si100 (default), convnet5 (Report 1) or resnet9 (Report 3)",
+    )
     train.add_argument(
         "--classes",
         default="happy,neutral,sad",

@@ -122,7 +122,7 @@ class ConvNet5(nn.Module):
     def __init__(
         self,
         num_classes: int = 7,
-        in_channels: int = 1,
+        in_channels: int = 3,
         width: int = 64,
         hidden: int = 512,
         dropout: float = 0.4,
@@ -191,7 +191,7 @@ class ResNet9(nn.Module):
     def __init__(
         self,
         num_classes: int = 7,
-        in_channels: int = 1,
+        in_channels: int = 3,
         widths: tuple[int, int, int] = (128, 256, 512),
         dropout: float = 0.5,
         input_size: int = 48,

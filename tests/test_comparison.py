@@ -39,7 +39,7 @@ def weights_dir(tmp_path, monkeypatch):
 
 
 def test_convnet5_is_report_1s_model_5():
-    model = ConvNet5(num_classes=7)
+    model = ConvNet5(num_classes=7, in_channels=1)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 64, 64]
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
@@ -53,7 +53,7 @@ def test_convnet5_is_report_1s_model_5():
 
 
 def test_resnet9_shapes_and_residual_pairs():
-    model = ResNet9(num_classes=7).eval()
+    model = ResNet9(num_classes=7, in_channels=1).eval()
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
     residuals = [m for m in model.modules() if isinstance(m, Residual)]
     assert len(residuals) == 3
@@ -90,7 +90,7 @@ def test_flops_of_si100_match_the_hand_count():
 
 
 def test_flops_grow_with_the_image_not_the_parameters():
-    small, large = ResNet9(input_size=48), ResNet9(input_size=96)
+    small, large = ResNet9(in_channels=1), ResNet9(in_channels=1, input_size=96)
     assert count_parameters(small) == count_parameters(large)
     assert flops_per_image(large, size=96) == pytest.approx(4 * flops_per_image(small), rel=1e-3)
 
