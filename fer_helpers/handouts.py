@@ -1,6 +1,11 @@
-"""Learner copies: the notebooks with every exercise's solution replaced by a stub.
+"""Hand-outs: the course as a folder a teacher gives to learners, solutions stubbed.
 
-    python3 tasks.py learner      # writes build/learner/notebooks/
+    python3 tasks.py learner      # writes the hand-out into build/learner/
+
+`write_handout` writes the learner copies of the notebooks, the fer_helpers
+package, what installing and running it needs (tasks.py, the pinned
+requirements, the data/figures/weights folders with their READMEs) and a README
+for learners. `write_learner_copies` writes only the notebooks.
 
 A solution is the lines between `# BEGIN SOLUTION [name]` and `# END SOLUTION`
 in a code cell (see fer_helpers.exercises). The stub keeps the indentation, so
@@ -13,9 +18,25 @@ a function body stays a valid function:
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 from .exercises import BEGIN, END
+
+# What a learner needs beside the notebooks and the package, relative to the
+# repository root: set-up (tasks.py and the pinned environment) and the folders
+# the notebooks read from and write to, each with its README.
+HANDOUT_FILES = (
+    "pyproject.toml",
+    "requirements.txt",
+    "environment.yml",
+    "tasks.py",
+    ".gitignore",
+    "data/README.md",
+    "figures/README.md",
+    "weights/README.md",
+)
 
 
 def stub_solutions(source: str) -> str:
@@ -72,3 +93,159 @@ def write_learner_copies(source_dir: Path, dest_dir: Path) -> list[Path]:
         )
         written.append(target)
     return written
+
+
+def _title(notebook: dict) -> str:
+    """'Setup and data' from a first cell '# 01 · Setup and data'."""
+    first = "".join(notebook["cells"][0]["source"]).splitlines()[0] if notebook["cells"] else ""
+    return re.sub(r"^#+\s*\d*\s*·?\s*", "", first).strip()
+
+
+def _exercises(notebook: dict) -> int:
+    """How many 'Your turn' exercises a notebook asks for (its headings say so)."""
+    return sum(
+        1
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "markdown"
+        for line in "".join(cell["source"]).splitlines()
+        if line.startswith("#") and "Your turn" in line
+    )
+
+
+def learner_readme(notebooks: list[Path]) -> str:
+    """The hand-out's README.md: set-up, the notebooks in order, how exercises work."""
+    rows = []
+    for path in notebooks:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+        count = _exercises(notebook)
+        rows.append(f"| `{path.stem}` | {_title(notebook)} | {count or '–'} |")
+    table = "\n".join(["| notebook | topic | exercises |", "|---|---|---:|", *rows])
+    return LEARNER_README.format(table=table)
+
+
+LEARNER_README = """\
+# Face detection and emotion classification — your copy
+
+A course in facial-expression recognition with PyTorch: numbered Jupyter
+notebooks you work through in order, and the package `fer_helpers` they share.
+It starts from softmax and cross-entropy worked by hand and ends with a network
+reading the expression on faces in your own photos. Everything runs on a laptop
+CPU; an NVIDIA GPU (CUDA) or an Apple M-series GPU (MPS) is used when present.
+
+## Set up, once
+
+You need Python 3.10 or newer, nothing else. In this folder:
+
+```bash
+python3 tasks.py setup             # creates .venv/ and installs everything, once
+.venv/bin/jupyter lab notebooks/   # then open 01 and work in order
+```
+
+On Windows write `py tasks.py setup` and `.venv\\Scripts\\jupyter lab notebooks`.
+Set-up downloads PyTorch and the other pinned packages (`requirements.txt`;
+conda users: `environment.yml`), so it takes a few minutes and several GB of
+disk, once. After that everything runs offline.
+
+From a terminal, `python3 tasks.py notebook 02` runs one notebook top to bottom
+(as *Restart Kernel and Run All Cells* would) into `build/notebooks/`, and
+`python3 tasks.py course` runs all of them in order. Both stop at your first
+unfinished exercise.
+
+## The notebooks, in order
+
+{table}
+
+Each notebook runs on its own, but later ones use what earlier ones trained:
+04 trains the 3-class model that 05, 09 and 10 use, 06 trains the 7-class
+models that 07 uses. If one is missing, the notebook trains it first.
+
+## Exercises: "Your turn"
+
+Each exercise is a code cell with a line
+
+```python
+raise NotDoneYet('softmax')  # your code here
+```
+
+where your code goes: replace that line with your solution and run the cell.
+The cell after it runs a **checker**, which calls your code on several cases
+and prints `OK: softmax passed all 7 checks`, or one line starting with
+`NOT YET RIGHT:` that says what is wrong, often naming the usual mistake (a
+forgotten minus sign, the wrong axis, a slice one pixel too long). Change your
+code and run both cells again.
+
+Run a notebook top to bottom before you have done an exercise and it stops
+there with one line, `NOT DONE YET: ...`: nothing is broken, that is where your
+work starts. Do the exercises in order: the cells after an exercise use your
+function (your softmax draws the explorer in 02, your `crops_to_input` feeds
+the network in 10).
+
+The markdown above each exercise explains what to write and gives hints; the
+notebooks' earlier cells show the pieces you need.
+
+## About `fer_helpers`: the answers are in there
+
+Later notebooks must run even when an earlier exercise is still open, so
+`fer_helpers` holds working versions of most of what the exercises ask for:
+the confusion matrix, precision, recall and F1 in `fer_helpers/metrics.py`,
+class weights in `fer_helpers/imbalance.py`, forward hooks and channel
+specificity in `fer_helpers/features.py`, the attention heads and the sparse
+center loss in `fer_helpers/dacl.py`, the face crop in `fer_helpers/faces.py`,
+SI100FaceNet in `fer_helpers/models.py`, and the checkers in
+`fer_helpers/exercises/` compute reference answers (a softmax among them) to
+compare yours with. Nothing stops you from reading them. The honest advice: write
+your own first, get the checker to say OK, and look afterwards to compare. You
+learn the thing by writing it, not by reading it.
+
+## The data
+
+FER2013 (35,887 grayscale faces of 48×48 pixels, seven emotions) cannot be
+redistributed, so bring your own copy: put it in `data/fer2013/`, or set the
+environment variable `FER2013_DIR` to its folder. `data/README.md` lists the
+layouts it may come in; all of them work. Without a copy, every notebook runs
+on synthetic cartoon faces and says so loudly: the code is the same, the
+accuracies mean nothing about real faces. `FER_TINY=1` takes a few images per
+class for a quick run.
+
+Models you train are saved in `weights/`, plots in `figures/`. Faces from
+FER2013 are only shown, never saved.
+
+Training on the full FER2013 takes a while on a CPU: notebook 04 (10 epochs)
+took about 18 minutes, 06 and 08 about 20 minutes each, on the course's
+2-core test machine. A finished model is loaded, not trained again, and the
+models of 04 and 06 are saved after every epoch, so an interrupted training
+carries on where it stopped.
+"""
+
+
+def _copy(source: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return target
+
+
+def write_handout(root: Path, dest: Path) -> list[Path]:
+    """Write the hand-out for learners into dest; returns the files written.
+
+    dest gets notebooks/ (learner copies), fer_helpers/ (the package, without
+    caches), set-up files, the data/, figures/ and weights/ folders with only
+    their READMEs, and README.md for learners. Earlier notebooks/ and
+    fer_helpers/ in dest are replaced, so no stale file survives.
+    """
+    root, dest = Path(root), Path(dest)
+    missing = [name for name in HANDOUT_FILES if not (root / name).is_file()]
+    if missing or not (root / "fer_helpers").is_dir():
+        raise FileNotFoundError(f"{root} is not the course's repository: no {missing}")
+    for folder in ("notebooks", "fer_helpers"):
+        shutil.rmtree(dest / folder, ignore_errors=True)
+    notebooks = write_learner_copies(root / "notebooks", dest / "notebooks")
+    shutil.copytree(
+        root / "fer_helpers",
+        dest / "fer_helpers",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    package = sorted(p for p in (dest / "fer_helpers").rglob("*") if p.is_file())
+    files = [_copy(root / name, dest / name) for name in HANDOUT_FILES]
+    readme = dest / "README.md"
+    readme.write_text(learner_readme(notebooks), encoding="utf-8")
+    return [*notebooks, *package, *files, readme]
