@@ -174,7 +174,7 @@ def test_train_variant_saves_and_reloads(tmp_path, monkeypatch):
     model, info = train_variant(data, "dacl", 1, per_class=2, progress=False)
     assert (tmp_path / "dacl_dacl.synthetic-tiny.pth").exists()
     again, info2 = train_variant(data, "dacl", 1, per_class=2, progress=False)
-    x = torch.zeros(2, 3, 48, 48)
+    x = torch.zeros(2, 3, 48, 48, device=next(model.parameters()).device)  # CUDA, MPS or CPU
     torch.testing.assert_close(model.eval()(x)[0], again(x)[0])
     assert info2["history"] == info["history"]
 
