@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
@@ -37,6 +38,7 @@ from .labels import EMOTIONS
 from .metrics import accuracy, balanced_accuracy, confusion_matrix
 from .models import build_model, count_parameters
 from .paths import weights_path
+from .plots import styled
 from .train import choose_device, describe_device, seed_everything
 
 CONTENDERS: dict[str, str] = {
@@ -232,6 +234,7 @@ def comparison_table(rows: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+@styled
 def comparison_plot(table: pd.DataFrame, title: str = "One recipe, four networks") -> Figure:
     """Accuracy and balanced accuracy against seconds per epoch (log scale), one point per model.
 
@@ -248,9 +251,14 @@ def comparison_plot(table: pd.DataFrame, title: str = "One recipe, four networks
             (row["seconds per epoch"], row["accuracy"]),
             textcoords="offset points",
             xytext=(10, 8),
-            fontsize=11,
+            fontsize=13,
         )
     ax.set_xscale("log")
+    seconds = table["seconds per epoch"]
+    ax.set_xlim(seconds.min() / 1.6, seconds.max() * 2.5)  # room for the labels
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 20, 50, 100 rather than 2x10^1
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("seconds per training epoch on this machine (log scale)")
     ax.set_ylabel("validation score")
     top = float(table[["accuracy", "balanced accuracy"]].to_numpy().max())

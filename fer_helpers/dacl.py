@@ -45,6 +45,7 @@ from .errors import CheckpointError, FerError
 from .labels import EMOTIONS
 from .metrics import accuracy, balanced_accuracy
 from .paths import weights_path
+from .plots import styled
 from .train import choose_device, describe_device, seed_everything
 
 LAMBDA = 0.01
@@ -523,6 +524,7 @@ def training_speed(
 # --- the figure ------------------------------------------------------------------------------
 
 
+@styled
 def plot_attention_by_class(
     attention: np.ndarray,
     labels: np.ndarray,

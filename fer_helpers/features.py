@@ -37,6 +37,7 @@ from torch import nn
 
 from .errors import DataError, FerError
 from .labels import EMOTIONS
+from .plots import styled
 
 BLOCKS: tuple[tuple[str, str, str], ...] = (
     ("conv1", "pool1", "act1"),
@@ -202,6 +203,7 @@ def confident_examples(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
 # --- figures -----------------------------------------------------------------------------------
 
 
+@styled
 def feature_grid(
     maps: torch.Tensor | np.ndarray,
     channels: Sequence[int] | None = None,
@@ -229,6 +231,7 @@ def feature_grid(
     return fig
 
 
+@styled
 def trace_grid(
     faces: np.ndarray, activations: Mapping[str, torch.Tensor], row_names: Sequence[str]
 ) -> Figure:
@@ -262,6 +265,7 @@ def trace_grid(
     return fig
 
 
+@styled
 def emotion_grid(
     faces: np.ndarray,
     maps: torch.Tensor | np.ndarray,
@@ -317,6 +321,7 @@ def _place_grid(fig: Figure, left: float, top: float, bottom: float) -> None:
     )
 
 
+@styled
 def channel_response_map(
     responses: Mapping[str, np.ndarray], class_names: Sequence[str] = EMOTIONS, title: str = ""
 ) -> Figure:
@@ -342,6 +347,7 @@ def channel_response_map(
     return fig
 
 
+@styled
 def channel_panel(
     face: np.ndarray,
     maps: torch.Tensor | np.ndarray,
