@@ -1,0 +1,145 @@
+"""The series in one place: what each notebook teaches and how long it takes.
+
+README's table of notebooks, the course's index page (`python3 tasks.py site`)
+and the teacher's guide all read this catalogue, so a blurb or a time is
+written once. Keys are the notebooks' file names without `.ipynb`.
+
+The times are measured, one run each, on the project's machine (2 CPU cores,
+no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
+course` for 01-06, then `python3 tasks.py notebook NN` for 07-10 (README, "The
+series on full FER2013"). A laptop CPU with more cores is faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One notebook of the series as the index and README present it."""
+
+    stem: str  # file name without .ipynb, e.g. "04_train_3class"
+    teaches: str  # what it teaches, in a line (markdown: `code` allowed)
+    full_seconds: float | None  # time of a full-data run; None: counted in another lesson's
+    time_note: str = ""  # how to read the time, e.g. "01–03 together"
+
+    @property
+    def number(self) -> str:
+        return self.stem[:2]
+
+    def full_time(self) -> str:
+        """The full-data time as people write it: '61 s', '17.8 min', or the note alone."""
+        if self.full_seconds is None:
+            return self.time_note
+        seconds = self.full_seconds
+        text = f"{seconds:.0f} s" if seconds < 180 else f"{seconds / 60:.1f} min"
+        return f"{text} ({self.time_note})" if self.time_note else text
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson(
+        "01_setup_and_data",
+        "the device (CUDA, MPS, CPU); where the data come from; faces per emotion; images per "
+        "class in every split (the imbalance); blank images and duplicates",
+        31,
+        "01–03 together",
+    ),
+    Lesson(
+        "02_softmax_cross_entropy",
+        "labels as integers and one-hot vectors; softmax by hand and made safe for large "
+        "scores; argmax; the course's three cross-entropy examples; `nn.CrossEntropyLoss` "
+        "takes raw scores; an interactive explorer",
+        None,
+        "in 01's time",
+    ),
+    Lesson(
+        "03_si100facenet_dimensions",
+        "Conv2d, MaxPool2d, LeakyReLU, flatten, Linear; the output-size formula; the shape "
+        "after every layer, checked with the network's print toggle; parameters per layer; "
+        "7 classes and other input sizes",
+        None,
+        "in 01's time",
+    ),
+    Lesson(
+        "04_train_3class",
+        "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; `fit` "
+        "for the course's 10 epochs with its log lines; training curves and overfitting; "
+        "`face_expression.pth`",
+        17.8 * 60,
+    ),
+    Lesson(
+        "05_evaluate",
+        "inference with `weights_only=True`; a batch of predictions; the confusion matrix and "
+        'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
+        "weighted recall, F1), in the course's print format, checked against scikit-learn; "
+        "balanced accuracy",
+        61,
+    ),
+    Lesson(
+        "06_seven_classes_and_imbalance",
+        "the 7-class model; what imbalance does to rare classes; class-weighted loss and "
+        "balanced sampling compared in one table; the most confused pairs with their faces "
+        "and scores; targeted mirroring",
+        20.0 * 60,
+    ),
+    Lesson(
+        "07_feature_maps",
+        "forward hooks; the activations of every conv layer for one face per emotion "
+        "(48 → 24 → 12 → 6); the channels that respond most to each emotion; an interactive "
+        "viewer",
+        114,
+    ),
+    Lesson(
+        "08_dacl_attention",
+        "Deep Attentive Center Loss: a ResNet-18 adapted to 48×48, the attention net, the "
+        "sparse center loss with learned class centres; attention weights per class; the "
+        "ablation (softmax only, plain center loss, DACL) on balanced accuracy",
+        20.3 * 60,
+    ),
+    Lesson(
+        "09_netron",
+        "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
+        "graph in netron; every block with its parameters and shapes",
+        28,
+    ),
+    Lesson(
+        "10_faces_in_photos",
+        "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
+        "with probabilities; your own photo (upload box) or webcam",
+        17,
+    ),
+    Lesson(  # a draft from the notebook's introduction; its full-data time is still to measure
+        "11_model_comparison",
+        "SI100FaceNet, ConvNet 5, ResNet-9 and DACL trained by one recipe on the same faces; "
+        "parameters and FLOPs per face, worked out by hand and checked with PyTorch's FLOP "
+        "counter; seconds per epoch, accuracy and balanced accuracy in one table and one plot",
+        None,
+        "not measured yet",
+    ),
+)
+
+BY_STEM: dict[str, Lesson] = {lesson.stem: lesson for lesson in LESSONS}
+
+
+def lesson(stem: str) -> Lesson | None:
+    """The catalogue entry of a notebook (its file name without .ipynb), or None."""
+    return BY_STEM.get(stem)
+
+
+def total_full_seconds() -> float:
+    """The whole series on full data, the sum of the measured times."""
+    return sum(entry.full_seconds or 0 for entry in LESSONS)
+
+
+def markdown_table(with_times: bool = False) -> str:
+    """README's table of notebooks, from this catalogue."""
+    header = "| notebook | what it teaches |" + (
+        " full FER2013, 2-core CPU |" if with_times else ""
+    )
+    rule = "|---|---|" + ("---:|" if with_times else "")
+    rows = [
+        f"| `{entry.stem}` | {entry.teaches} |" + (f" {entry.full_time()} |" if with_times else "")
+        for entry in LESSONS
+    ]
+    return "\n".join([header, rule, *rows])
