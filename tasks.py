@@ -10,18 +10,25 @@ and also:
     python3 tasks.py notebook 04   execute one notebook (a number or a file name)
     python3 tasks.py strip         clear the outputs of every notebook before a commit
     python3 tasks.py learner       learner copies, exercise solutions stubbed, in build/learner/
+    python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
+                                   [--executed DIR] (default build/notebooks) [--out DIR]
 
 Set-up creates a virtual environment in .venv (or $FER_VENV) and installs
 requirements.txt and fer_helpers into it, once; it reinstalls only when
 requirements.txt or pyproject.toml change. Every other task runs inside it.
 Executed notebooks go to build/notebooks/; the sources stay without outputs.
+`setup` and `test` also install Chromium (Debian's package) when it is missing,
+for the browser test of the site; `site` executes only the notebooks that have
+no up-to-date executed copy.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +42,7 @@ VENV = Path(os.environ.get("FER_VENV") or ROOT / ".venv")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / "fer-course-installed.txt"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; the browser test drives it
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -64,6 +72,31 @@ def setup() -> None:
     STAMP.write_text(requirements_hash() + "\n")
 
 
+def ensure_chromium() -> None:
+    """Install Debian's Chromium for the site's browser test, where apt-get and root allow it.
+
+    Elsewhere it says what to install; the browser test then skips, saying why.
+    """
+    if CHROMIUM.exists():
+        return
+    can_apt = sys.platform.startswith("linux") and shutil.which("apt-get")
+    if not (can_apt and hasattr(os, "geteuid") and os.geteuid() == 0):
+        print(
+            f"note: no Chromium at {CHROMIUM}; the browser test of the site will be skipped. "
+            "On Debian or Ubuntu: `sudo apt-get install chromium` (elsewhere, see README).",
+            flush=True,
+        )
+        return
+    print("installing Chromium (Debian's package) for the browser test ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        print("+", " ".join(command), flush=True)
+        if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            # The course works without it; only the browser test needs it (and says so).
+            print(f"note: `{' '.join(command)}` failed: no Chromium for the browser test")
+            return
+
+
 def in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
@@ -78,17 +111,47 @@ def notebook_paths(which: str | None = None) -> list[Path]:
     return chosen
 
 
-def execute(paths: list[Path]) -> None:
+def ask_again(channel: object, every: float = 2.0) -> None:
+    """Make a kernel channel's get_msg poll again every few seconds instead of once, forever.
+
+    nbclient now and then waits forever for a message the kernel has sent, after a
+    cell that shows widgets (jupyter/nbclient#312; seen here in 02 and 07 on a busy
+    machine): one poll with no timeout misses it, a fresh poll finds it.
+    """
+    from queue import Empty
+
+    get_msg = channel.get_msg
+
+    async def get_msg_asking_again(timeout: float | None = None) -> dict:
+        if timeout is not None:
+            return await get_msg(timeout=timeout)
+        while True:
+            try:
+                return await get_msg(timeout=every)
+            except Empty:
+                continue
+
+    channel.get_msg = get_msg_asking_again
+
+
+def execute(paths: list[Path], into: Path = EXECUTED) -> None:
     """Execute notebooks top to bottom into build/notebooks/, as Restart & Run All would."""
     import nbformat
     from nbclient import NotebookClient
 
-    EXECUTED.mkdir(parents=True, exist_ok=True)
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            client = await super().async_start_new_kernel_client()
+            ask_again(client.shell_channel)
+            ask_again(client.iopub_channel)
+            return client
+
+    into.mkdir(parents=True, exist_ok=True)
     for path in paths:
         start = time.perf_counter()
         print(f"executing {path.relative_to(ROOT)} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
-        client = NotebookClient(
+        client = Client(
             notebook,
             timeout=None,
             kernel_name="python3",
@@ -97,12 +160,39 @@ def execute(paths: list[Path]) -> None:
         try:
             client.execute()
         finally:
-            nbformat.write(notebook, EXECUTED / path.name)
-        print(
-            f"  done in {time.perf_counter() - start:.0f} s -> "
-            f"{(EXECUTED / path.name).relative_to(ROOT)}",
-            flush=True,
-        )
+            nbformat.write(notebook, into / path.name)
+        seconds = time.perf_counter() - start
+        print(f"  done in {seconds:.0f} s -> {shown(into / path.name)}", flush=True)
+
+
+def shown(path: Path) -> Path:
+    """A path as the user would type it: relative to the repository when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def site(argv: list[str]) -> None:
+    """Web pages and slide decks of the executed notebooks, with an index, in build/site/."""
+    from fer_helpers.site import build_site, stale_notebooks
+
+    parser = argparse.ArgumentParser(prog="python3 tasks.py site", description=site.__doc__)
+    parser.add_argument("--executed", type=Path, default=EXECUTED, help="executed notebooks")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "site", help="site folder")
+    args = parser.parse_args(argv)
+    executed, out = args.executed.resolve(), args.out.resolve()
+    start = time.perf_counter()
+    todo = stale_notebooks(notebook_paths(), executed)
+    if todo:
+        print(f"{len(todo)} notebook(s) without an up-to-date executed copy: executing them")
+        execute(todo, executed)
+    built = build_site(notebook_paths(), executed, out)
+    for page in built.pages:
+        print(f"  {page.stem}: page and slides in {built.seconds[page.stem]:.1f} s")
+    print(
+        f"site: {shown(out / 'index.html')}, {len(built.pages)} pages and decks "
+        f"(slides/) in {built.seconds['total']:.0f} s"
+        + (f"; {time.perf_counter() - start:.0f} s with executing" if todo else ""),
+        flush=True,
+    )
 
 
 def strip() -> None:
@@ -138,13 +228,15 @@ def main(argv: list[str]) -> None:
     if task in ("-h", "--help", "help"):
         print(__doc__)
         return
-    if task not in ("setup", "course", "test", "notebook", "strip", "learner"):
+    if task not in ("setup", "course", "test", "notebook", "strip", "learner", "site"):
         sys.exit(f"unknown task {task!r}: see `python3 tasks.py --help`")
     if task == "strip":
         strip()
         return
     if not in_venv():
         setup()
+        if task in ("setup", "test"):
+            ensure_chromium()
         if task != "setup":
             # Go on inside the environment, where torch, nbclient and pytest are installed.
             sys.exit(subprocess.run([str(PYTHON), __file__, task, *rest], cwd=ROOT).returncode)
@@ -157,6 +249,8 @@ def main(argv: list[str]) -> None:
         execute(notebook_paths(rest[0]))
     elif task == "test":
         test()
+    elif task == "site":
+        site(rest)
     elif task == "learner":
         from fer_helpers.handouts import write_learner_copies
 
