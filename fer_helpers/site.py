@@ -59,7 +59,7 @@ SLIDES_CSS = """
 .reveal .jp-OutputArea-output img { max-width: 100%; max-height: 640px; }
 .reveal .jp-RenderedText pre { font-size: var(--jp-code-font-size); }
 .reveal .jp-InputArea-editor, .reveal .jp-RenderedText { overflow-x: auto; }
-.reveal .slide-number { font-size: 20px; left: 8px; right: auto; }  /* clear of the arrows */
+.reveal .slide-number { font-size: 20px; top: 8px; bottom: auto; }  /* clear of the arrows */
 .reveal .slides section.fer-scroll { height: 720px; overflow-y: auto; top: 0 !important; }
 """
 

@@ -317,4 +317,10 @@ def test_a_slide_with_a_figure_is_not_blank(browser, built_site, tmp_path_factor
     print(f"screenshot {path}: std {pixels.std():.1f}, {inked:.1%} dark pixels")
     assert pixels.shape == (720, 1280)
     assert pixels.std() > 20 and inked > 0.02, f"a blank-looking slide: {path}"
+    # a slide taller than the deck scrolls (the figure's lower part is not lost)
+    tall = page.evaluate("Reveal.getCurrentSlide().scrollHeight > Reveal.getConfig().height")
+    if tall:
+        page.mouse.move(640, 400)
+        page.mouse.wheel(0, 300)
+        page.wait_for_function("Reveal.getCurrentSlide().scrollTop > 0", timeout=5000)
     page.close()
