@@ -6,7 +6,7 @@ written once. Keys are the notebooks' file names without `.ipynb`.
 
 The times are measured, one run each, on the project's machine (2 CPU cores,
 no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
-course` for 01-06, then `python3 tasks.py notebook NN` for 07-10 (README, "The
+course` for 01-06, then `python3 tasks.py notebook NN` for 07-11 (README, "The
 series on full FER2013"). A laptop CPU with more cores is faster.
 """
 
@@ -109,13 +109,13 @@ LESSONS: tuple[Lesson, ...] = (
         "with probabilities; your own photo (upload box) or webcam",
         17,
     ),
-    Lesson(  # a draft from the notebook's introduction; its full-data time is still to measure
+    Lesson(
         "11_model_comparison",
-        "SI100FaceNet, ConvNet 5, ResNet-9 and DACL trained by one recipe on the same faces; "
-        "parameters and FLOPs per face, worked out by hand and checked with PyTorch's FLOP "
-        "counter; seconds per epoch, accuracy and balanced accuracy in one table and one plot",
-        None,
-        "not measured yet",
+        "SI100FaceNet, Report 1's ConvNet 5, Report 3's ResNet-9 and DACL trained by one recipe "
+        "on the same faces; FLOPs of a convolution by hand, checked with PyTorch's counter; "
+        "parameters, FLOPs, seconds per epoch, accuracy and balanced accuracy in one table and "
+        "one plot",
+        1195,
     ),
 )
 
