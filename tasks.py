@@ -9,7 +9,7 @@ and also:
     python3 tasks.py setup         create .venv and install the pinned requirements
     python3 tasks.py notebook 04   execute one notebook (a number or a file name)
     python3 tasks.py strip         clear the outputs of every notebook before a commit
-    python3 tasks.py learner       learner copies, exercise solutions stubbed, in build/learner/
+    python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
                                    [--executed DIR] (default build/notebooks) [--out DIR]
 
@@ -252,10 +252,16 @@ def main(argv: list[str]) -> None:
     elif task == "site":
         site(rest)
     elif task == "learner":
-        from fer_helpers.handouts import write_learner_copies
+        from fer_helpers.handouts import write_handout
 
-        for path in write_learner_copies(NOTEBOOKS, ROOT / "build" / "learner" / "notebooks"):
-            print(f"wrote {path.relative_to(ROOT)}")
+        dest = ROOT / "build" / "learner"
+        start = time.perf_counter()
+        written = write_handout(ROOT, dest)
+        seconds = time.perf_counter() - start
+        print(
+            f"wrote {len(written)} files into {shown(dest)}/ in {seconds:.1f} s:"
+            " hand the folder out as it is (its README.md says what is inside)"
+        )
 
 
 if __name__ == "__main__":
