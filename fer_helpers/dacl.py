@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from .augment import Augment
 from .data import FaceData, FaceDataset, FaceLoader
 from .errors import CheckpointError, FerError
+from .files import atomic_write
 from .labels import EMOTIONS
 from .metrics import accuracy, balanced_accuracy
 from .paths import weights_path
@@ -464,7 +465,8 @@ def train_variant(
         "centres": loss_fn.center_loss.centres.detach().cpu(),
         "history": history,
     }
-    torch.save(saved, path)
+    with atomic_write(path) as file:  # an interrupted save leaves the old file, not half a new one
+        torch.save(saved, file)
     return model.eval(), saved
 
 
