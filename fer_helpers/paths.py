@@ -25,10 +25,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FER_CACHE_DIR") or DATA_DIR / "cache")
 
 
-def figure_path(name: str) -> Path:
-    """Path under figures/ for a plot a notebook writes; creates the folder."""
+def figure_path(name: str, data_tag: str = "") -> Path:
+    """Path under figures/ for a plot a notebook writes; creates the folder.
+
+    data_tag (FaceData.tag) goes into the file name as in weights_path, so a quick
+    run on synthetic or tiny data (the tests) never overwrites the plots of a run on
+    the full FER2013: 04_training_curves.png, 04_training_curves.synthetic-tiny.png.
+    """
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    return FIGURES_DIR / name
+    return FIGURES_DIR / tagged(name, data_tag)
 
 
 def weights_path(name: str, data_tag: str = "") -> Path:
@@ -39,7 +44,12 @@ def weights_path(name: str, data_tag: str = "") -> Path:
     weights trained on the full FER2013: face_expression.pth, face_expression.tiny.pth.
     """
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    if data_tag:
-        stem, dot, suffix = name.rpartition(".")
-        name = f"{stem}.{data_tag}.{suffix}" if dot else f"{name}.{data_tag}"
-    return WEIGHTS_DIR / name
+    return WEIGHTS_DIR / tagged(name, data_tag)
+
+
+def tagged(name: str, data_tag: str) -> str:
+    """name with the data tag before its suffix: tagged("a.pth", "tiny") == "a.tiny.pth"."""
+    if not data_tag:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.{data_tag}.{suffix}" if dot else f"{name}.{data_tag}"
