@@ -158,9 +158,11 @@ def train_contender(
         if loss_fn is not None:
             loss_fn.load_state_dict(saved["loss_state"])
             centres.load_state_dict(saved["centre_state"])
-        _say(progress)(f"{name}: resuming from {path} after epoch {start}")
-
+        if "torch_rng" in saved:  # dropout draws on as if never interrupted
+            torch.set_rng_state(saved["torch_rng"])
     say = _say(progress)
+    if saved is not None:
+        say(f"{name}: resuming from {path} after epoch {start}")
     say(f"{CONTENDERS[name]}: training on {describe_device(device)}")
     for epoch in range(start, recipe.epochs):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -194,6 +196,7 @@ def train_contender(
                 "schedule_state": schedule.state_dict(),
                 "loader_state": loader.state_dict(),
                 "centre_state": centres.state_dict() if centres is not None else {},
+                "torch_rng": torch.get_rng_state(),
             }
         with atomic_write(path) as file:
             torch.save(run, file)
