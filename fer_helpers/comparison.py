@@ -39,7 +39,7 @@ from .metrics import accuracy, balanced_accuracy, confusion_matrix
 from .models import build_model, count_parameters
 from .paths import weights_path
 from .plots import styled
-from .train import choose_device, describe_device, seed_everything
+from .train import choose_device, describe_device, predict, seed_everything
 
 CONTENDERS: dict[str, str] = {
     "si100": "SI100FaceNet (the course)",
@@ -86,12 +86,6 @@ def build_contender(
     if name == "dacl":
         return DACLNet(num_classes, channels=channels)
     return build_model(name, num_classes=num_classes, in_channels=channels)
-
-
-def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The class scores of a batch; DACLNet returns (scores, features, attention)."""
-    out = model(x)
-    return out[0] if isinstance(out, tuple) else out
 
 
 def flops_per_image(model: nn.Module, channels: int = 1, size: int = 48) -> int:
@@ -208,14 +202,8 @@ def validation_confusion(
 ) -> np.ndarray:
     """The 7x7 confusion matrix (rows true, columns predicted) on the validation split."""
     loader = FaceLoader(data.dataset("validation", EMOTIONS, channels=recipe.channels), batch_size)
-    device = next(model.parameters()).device
-    model.eval()
-    true, predicted = [], []
-    with torch.inference_mode():
-        for x, y in loader:
-            predicted.append(scores_of(model, x.to(device)).argmax(dim=1).cpu())
-            true.append(y)
-    return confusion_matrix(torch.cat(true).numpy(), torch.cat(predicted).numpy(), len(EMOTIONS))
+    y_true, y_pred, _ = predict(model, loader)
+    return confusion_matrix(y_true, y_pred, len(EMOTIONS))
 
 
 def comparison_row(model: nn.Module, info: dict, cm: np.ndarray, channels: int = 1) -> dict:

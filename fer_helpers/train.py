@@ -261,6 +261,12 @@ def evaluate_loss_acc(
     return loss_sum / seen, correct / seen
 
 
+def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The class scores of a batch; a model may return (scores, ...), as DACLNet does."""
+    out = model(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def predict(
     model: nn.Module, loader: Iterable, device: str | torch.device | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -273,7 +279,7 @@ def predict(
     labels, probabilities = [], []
     with torch.inference_mode():
         for x, y in loader:
-            scores = model(x.to(device, non_blocking=True))
+            scores = scores_of(model, x.to(device, non_blocking=True))
             probabilities.append(torch.softmax(scores, dim=1).cpu())
             labels.append(torch.as_tensor(y).cpu())
     if not labels:

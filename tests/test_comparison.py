@@ -16,7 +16,6 @@ from fer_helpers.comparison import (
     comparison_row,
     comparison_table,
     flops_per_image,
-    scores_of,
     train_contender,
     validation_confusion,
 )
@@ -25,6 +24,7 @@ from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.exercises import ExerciseError
 from fer_helpers.exercises.comparison import check_conv_block_parameters, check_conv_flops
 from fer_helpers.models import ConvNet5, Residual, ResNet9, build_model, count_parameters
+from fer_helpers.train import scores_of
 
 TINY = Recipe(epochs=2, per_class=2, batch_size=8)
 

@@ -413,3 +413,25 @@ def test_ctrl_c_mid_epoch_loses_nothing_and_resume_matches_the_uninterrupted_run
         epochs=3, seed=5, checkpoint_path=path, checkpoint_meta=meta, resume=True
     )
     assert same_weights(resumed, straight)
+
+
+def test_predict_reads_the_scores_of_a_model_that_returns_more():
+    from fer_helpers.train import predict, scores_of
+
+    class ScoresAndFeatures(nn.Module):  # as DACLNet: (scores, features, attention)
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x), x, torch.sigmoid(x)
+
+    model = ScoresAndFeatures()
+    x = torch.randn(5, 4)
+    loader = [(x, torch.tensor([0, 1, 2, 0, 1]))]
+    y_true, y_pred, probs = predict(model, loader)
+    expected = torch.softmax(model.fc(x), dim=1).detach().numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-6)
+    assert y_pred.tolist() == expected.argmax(axis=1).tolist()
+    assert y_true.tolist() == [0, 1, 2, 0, 1]
+    torch.testing.assert_close(scores_of(model, x), model.fc(x))
