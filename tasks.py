@@ -12,6 +12,9 @@ and also:
     python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
                                    [--executed DIR] (default build/notebooks) [--out DIR]
+    python3 tasks.py ship NAME CHECKPOINT "COMMAND"
+                                   (maintainers) copy a trained checkpoint into the package as
+                                   pretrained weights NAME, float16, with its model card
 
 Set-up creates a virtual environment in .venv (or $FER_VENV) and installs
 requirements.txt and fer_helpers into it, once; it reinstalls only when
@@ -205,6 +208,21 @@ def strip() -> None:
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
+def ship(argv: list[str]) -> None:
+    """Ship a checkpoint as pretrained weights with a model card (scored on validation)."""
+    if len(argv) != 3:
+        sys.exit('usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT"')
+    from fer_helpers.data import load_data
+    from fer_helpers.pretrained import model_card_path, publish
+
+    name, checkpoint, command = argv
+    summary = publish(checkpoint, name, load_data(), command)
+    print(
+        f"shipped {name}: validation accuracy {summary['accuracy']:.2%}, balanced "
+        f"{summary['balanced_accuracy']:.2%}; card {shown(model_card_path(name))}"
+    )
+
+
 def test() -> None:
     """Lint, then unit tests and every notebook under nbval in tiny mode, in one pytest run."""
     run(PYTHON, "-m", "ruff", "check", "fer_helpers", "tests", "notebooks", "tasks.py")
@@ -228,7 +246,7 @@ def main(argv: list[str]) -> None:
     if task in ("-h", "--help", "help"):
         print(__doc__)
         return
-    if task not in ("setup", "course", "test", "notebook", "strip", "learner", "site"):
+    if task not in ("setup", "course", "test", "notebook", "strip", "learner", "site", "ship"):
         sys.exit(f"unknown task {task!r}: see `python3 tasks.py --help`")
     if task == "strip":
         strip()
@@ -251,6 +269,8 @@ def main(argv: list[str]) -> None:
         test()
     elif task == "site":
         site(rest)
+    elif task == "ship":
+        ship(rest)
     elif task == "learner":
         from fer_helpers.handouts import write_handout
 

@@ -54,3 +54,29 @@ class Augment:
             ],
             dim=1,
         )
+
+
+@dataclass
+class CropFlip:
+    """Random shift (pad, then crop back to size) and horizontal mirror for a batch (B, C, H, W).
+
+    The cheap augmentation of fast small-image training: a few indexing
+    operations per batch, no interpolation. pad: largest shift in pixels, either
+    way (the border pixels are mirrored into the gap); flip: probability of mirroring.
+    """
+
+    pad: int = 4
+    flip: float = 0.5
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, c, h, w = x.shape
+        padded = F.pad(x, (self.pad,) * 4, mode="reflect") if self.pad else x
+        dy = torch.randint(0, 2 * self.pad + 1, (b, 1), generator=generator)
+        dx = torch.randint(0, 2 * self.pad + 1, (b, 1), generator=generator)
+        rows = (dy + torch.arange(h)).to(x.device)  # (b, h): the rows each crop keeps
+        cols = (dx + torch.arange(w)).to(x.device)
+        mirror = (torch.rand(b, generator=generator) < self.flip).to(x.device)
+        cols = torch.where(mirror[:, None], cols.flip(1), cols)  # mirrored: read right to left
+        batch = torch.arange(b, device=x.device)[:, None, None, None]
+        channel = torch.arange(c, device=x.device)[None, :, None, None]
+        return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]

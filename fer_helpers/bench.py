@@ -21,10 +21,10 @@ from PIL import Image
 from torch import nn
 from torchvision import datasets, transforms
 
-from .data import FaceData, FaceLoader, load_fer2013
+from .data import FaceData, load_fer2013
 from .labels import COURSE_CLASSES, EMOTIONS
 from .sources import find_fer2013
-from .train import make_training, seed_everything
+from .train import seed_everything
 
 
 def time_loading(root: Path) -> dict[str, float]:
@@ -50,7 +50,11 @@ class _Relabel:
 
 
 def imagefolder_loader(
-    folder: Path, classes: Sequence[str] = COURSE_CLASSES, batch_size: int = 32, workers: int = 0
+    folder: Path,
+    classes: Sequence[str] = COURSE_CLASSES,
+    batch_size: int = 32,
+    workers: int = 0,
+    shuffle: bool = True,
 ) -> torch.utils.data.DataLoader:
     """The course's pipeline: ImageFolder + PIL transforms + DataLoader, decoding every epoch."""
     transform = transforms.Compose(
@@ -64,7 +68,7 @@ def imagefolder_loader(
     dataset.target_transform = _Relabel(dataset.classes, list(classes))
     keep = [i for i, (_, t) in enumerate(dataset.samples) if dataset.classes[t] in classes]
     return torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, keep), batch_size, shuffle=True, num_workers=workers
+        torch.utils.data.Subset(dataset, keep), batch_size, shuffle=shuffle, num_workers=workers
     )
 
 
@@ -78,21 +82,6 @@ def export_image_folder(data: FaceData, split: str, folder: Path) -> Path:
     return folder
 
 
-def training_throughput(loader: Iterable, steps: int, warmup: int = 5, seed: int = 0) -> float:
-    """Images per second over `steps` training steps of a fresh SI100FaceNet (after warmup)."""
-    seed_everything(seed)
-    model, loss_fn, optimizer = make_training("si100", len(COURSE_CLASSES))
-    model.train()
-    seen, start, batches = 0, 0.0, iter(_forever(loader))
-    for step in range(warmup + steps):
-        if step == warmup:
-            start, seen = time.perf_counter(), 0
-        x, y = next(batches)
-        _step(model, loss_fn, optimizer, x, y)
-        seen += len(y)
-    return seen / (time.perf_counter() - start)
-
-
 def loader_throughput(loader: Iterable, batches: int = 100) -> float:
     """Images per second the input pipeline alone delivers (no model)."""
     seen, start, stream = 0, time.perf_counter(), iter(_forever(loader))
@@ -101,66 +90,239 @@ def loader_throughput(loader: Iterable, batches: int = 100) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def _step(
-    model: nn.Module,
-    loss_fn: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-) -> None:
-    optimizer.zero_grad()
-    loss_fn(model(x), y).backward()
-    optimizer.step()
-
-
 def _forever(loader: Iterable) -> Iterable:
     while True:
         yield from loader
 
 
-def run_bench(
-    data: FaceData, steps: int = 150, batch_size: int = 32, loader_batches: int = 100
+def split_folder(data: FaceData, split: str, tmp: Path) -> Path:
+    """A split as class folders: the user's own when FER2013 came as folders, else exported.
+
+    Tiny data are always exported, so that the course's pipeline reads the same few faces.
+    """
+    if data.root is not None and not data.synthetic and not data.tiny:
+        found = find_fer2013(data.root)
+        files = found.splits[split].files
+        if files is not None:
+            return Path(files[0]).parents[1]
+    return export_image_folder(data, split, tmp / split)
+
+
+# --- The course's recipe and pipeline against the fast one, side by side --------------------
+
+COURSE_TARGET = 0.71
+"""The best validation accuracy the course's recipe reached in 10 epochs (issue 5's run)."""
+
+PIPELINES = {
+    "course": "course recipe: ImageFolder + DataLoader (PIL, 0 workers), batch 32, Adam, fp32",
+    "fast": "fast recipe: uint8 faces in memory (FaceLoader), see recipes.FAST",
+}
+
+
+class _Take:
+    """The first n batches of a loader, as a loader (fit needs len())."""
+
+    def __init__(self, loader: Iterable, n: int) -> None:
+        self.loader, self.n = loader, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for _, batch in zip(range(self.n), _forever(self.loader)):
+            yield batch
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def measure_pipeline(
+    name: str,
+    data_source: str,
+    tiny: bool,
+    steps: int,
+    full: bool,
+    target: float = COURSE_TARGET,
+    max_epochs: int = 10,
 ) -> dict:
-    """Loading times (FER2013 only) and training images/s of each pipeline, in one run."""
+    """Train with one pipeline and measure it; run in a process of its own (see run_bench).
+
+    Measures training images/s over `steps` steps (after a few warm-up steps),
+    inference images/s (batches of 256) and milliseconds per single face, and
+    with full=True the wall time from start (loading included) to the first
+    epoch whose validation accuracy reaches `target`: the course trains until
+    then (at most max_epochs), the fast recipe for all its epochs.
+    """
+    import resource
+
+    from .data import load_data
+    from .recipes import COURSE, FAST, build_training, recipe_loaders
+    from .train import fit, resolve_precision
+
+    recipe = COURSE if name == "course" else FAST
+    precision = resolve_precision(recipe.precision, "cpu")
+    seed_everything(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()  # the clock to the target starts with loading the data
+        data = load_data(data_source, tiny=tiny, verbose=False)
+        if name == "course":
+            train_loader = imagefolder_loader(split_folder(data, "train", Path(tmp)))
+            val_loader = imagefolder_loader(
+                split_folder(data, "validation", Path(tmp)), batch_size=256, shuffle=False
+            )
+        else:
+            train_loader, val_loader = recipe_loaders(recipe, data)
+        loading = time.perf_counter() - began
+        epochs = max_epochs if name == "course" else recipe.epochs
+        model, loss_fn, optimizer, scheduler = build_training(recipe, 3, len(train_loader) or 1)
+        settings = dict(
+            device="cpu",
+            log=_silent,
+            progress=False,
+            channels_last=recipe.channels_last,
+            precision=precision,
+        )
+        result: dict = {
+            "pipeline": PIPELINES[name],
+            "precision": precision,
+            "loading_seconds": loading,
+        }
+        if full:
+            history: dict[str, list[float]] = {"val_acc": [], "val_bal_acc": [], "seconds": []}
+            result["time_to_target_seconds"] = None
+            began = time.perf_counter() - loading
+            for _ in range(epochs):
+                h = fit(
+                    model,
+                    train_loader,
+                    loss_fn,
+                    optimizer,
+                    1,
+                    val_loader=val_loader,
+                    scheduler=scheduler,
+                    tta=recipe.tta,
+                    **settings,
+                )
+                history["val_acc"].append(h["val_acc"][0])
+                history["val_bal_acc"].append(h["val_bal_acc"][0])
+                history["seconds"].append(time.perf_counter() - began)
+                if h["val_acc"][0] >= target and result["time_to_target_seconds"] is None:
+                    result["time_to_target_seconds"] = history["seconds"][-1]
+                    result["epochs_to_target"] = len(history["seconds"])
+                    if name == "course":
+                        break
+            result["epochs"] = history
+        # Speed on a fresh model of its own, so that it does not disturb the run above.
+        result["train_images_per_second"] = _throughput(
+            build_training(recipe, 3, 10**6)[:3], train_loader, steps, settings
+        )
+        result.update(_inference(model, val_loader, recipe.channels_last, precision))
+    result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _throughput(training: tuple, loader: Iterable, steps: int, settings: dict) -> float:
+    """Training images/s of a fresh model over `steps` batches, after 5 warm-up batches."""
+    from .train import fit
+
+    model, loss_fn, optimizer = training
+    fit(model, _Take(loader, 5), loss_fn, optimizer, 1, **settings)
+    history = fit(model, _Take(loader, steps), loss_fn, optimizer, 1, **settings)
+    images = sum(len(y) for _, y in _Take(loader, steps))  # the same batch sizes again
+    return images / history["epoch_seconds"][0]
+
+
+def _inference(model: nn.Module, loader: Iterable, channels_last: bool, precision: str) -> dict:
+    """Inference images/s in batches (the recipe's layout and precision) and ms per single face.
+
+    A single face goes through in float32 and the plain memory layout, as `predict`
+    and the photo demo run it: for a batch of one, channels_last and bfloat16 cost
+    more in conversions than they save (measured: 7 ms vs 13-145 ms per face here).
+    """
+    from statistics import median
+
+    from .train import autocast
+
+    model.eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    faces = torch.cat([x for x, _ in loader])
+    with torch.inference_mode():
+        with autocast("cpu", precision):
+            for x, _ in _Take(loader, 1):  # warm-up
+                model(x.contiguous(memory_format=fmt))
+            start = time.perf_counter()
+            for x, _ in loader:
+                model(x.contiguous(memory_format=fmt))
+            batch_seconds = time.perf_counter() - start
+        model.to(memory_format=torch.contiguous_format)
+        singles = []
+        for i in range(min(len(faces), 220)):
+            one = faces[i : i + 1].contiguous()
+            start = time.perf_counter()
+            model(one)
+            singles.append(time.perf_counter() - start)
+    return {
+        "inference_images_per_second": len(faces) / batch_seconds,
+        "ms_per_face": 1000 * median(singles[20:] or singles),
+    }
+
+
+def run_bench(data: FaceData, full: bool = False, steps: int = 200) -> dict:
+    """The course's pipeline and the fast one, each in a fresh process, side by side.
+
+    Short mode (full=False): training and inference speed and peak memory, a
+    minute or two. full=True also trains both to the course's best accuracy
+    (COURSE_TARGET, 3-class validation) and times it: about 15 minutes on 2 cores.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    source = "synthetic" if data.synthetic else str(data.root)
+    context = multiprocessing.get_context("spawn")  # a clean process: its own peak memory
     results: dict = {
         "data": data.source,
+        "tiny": data.tiny,
+        "mode": "full" if full else "short",
         "steps": steps,
-        "batch_size": batch_size,
+        "target_accuracy": COURSE_TARGET,
         "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
-    if data.root is not None and not data.synthetic:
+    if data.root is not None and not data.synthetic and not data.tiny:
         results["loading"] = time_loading(data.root)
-    train = data.dataset("train", COURSE_CLASSES)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = _train_folder(data, Path(tmp))
-        pipelines = {
-            "ImageFolder + DataLoader (course, 0 workers)": imagefolder_loader(folder),
-            "ImageFolder + DataLoader (2 workers)": imagefolder_loader(folder, workers=2),
-            "FaceLoader (fer_helpers, memory)": FaceLoader(train, batch_size, shuffle=True),
-        }
-        results["loader_images_per_second"] = {
-            name: loader_throughput(loader, loader_batches) for name, loader in pipelines.items()
-        }
-        results["train_images_per_second"] = {
-            name: training_throughput(loader, steps) for name, loader in pipelines.items()
-        }
+    for name in PIPELINES:
+        with ProcessPoolExecutor(1, mp_context=context) as worker:
+            job = worker.submit(measure_pipeline, name, source, data.tiny, steps, full)
+            results[name] = job.result()
+    results["ratios"] = bench_ratios(results["course"], results["fast"])
     return results
 
 
-def _train_folder(data: FaceData, tmp: Path) -> Path:
-    """The train split as class folders: the user's own when FER2013 came as folders."""
-    if data.root is not None and not data.synthetic:
-        found = find_fer2013(data.root)
-        if found.splits["train"].files is not None:
-            return Path(found.splits["train"].files[0]).parents[1]
-    return export_image_folder(data, "train", tmp / "train")
+def bench_ratios(course: dict, fast: dict) -> dict:
+    """fast over course for speeds, course over fast for times and memory (>1: fast is better)."""
+    ratios = {
+        "train_images_per_second": fast["train_images_per_second"]
+        / course["train_images_per_second"],
+        "inference_images_per_second": fast["inference_images_per_second"]
+        / course["inference_images_per_second"],
+        "ms_per_face": course["ms_per_face"] / fast["ms_per_face"],
+        "peak_memory": course["peak_memory_mb"] / fast["peak_memory_mb"],
+    }
+    times = course.get("time_to_target_seconds"), fast.get("time_to_target_seconds")
+    if None not in times:
+        ratios["time_to_target"] = times[0] / times[1]
+    return ratios
 
 
 def format_bench(results: dict) -> str:
-    """The figures as a few readable lines."""
+    """The figures side by side, with the ratios (x > 1: the fast recipe is better)."""
+    course, fast, ratios = results["course"], results["fast"], results["ratios"]
     lines = [
-        f"data: {results['data']}, {results['steps']} steps of batch "
-        f"{results['batch_size']}, {results['threads']} torch threads"
+        f"data: {results['data']}{' (tiny)' if results['tiny'] else ''}, "
+        f"{results['mode']} mode, {results['threads']} torch threads, torch {results['torch']}",
+        f"  course = {course['pipeline']}",
+        f"  fast   = {fast['pipeline']} ({fast['precision']})",
     ]
     if "loading" in results:
         loading = results["loading"]
@@ -168,13 +330,34 @@ def format_bench(results: dict) -> str:
             f"load every split: decoding the images {loading['decode_seconds']:.1f} s, "
             f"from the cache {loading['cache_seconds']:.2f} s"
         )
-    for key, what in (
-        ("loader_images_per_second", "input pipeline alone"),
-        ("train_images_per_second", "training SI100FaceNet"),
-    ):
-        lines.append(f"{what}:")
-        speeds = results[key]
-        base = next(iter(speeds.values()))
-        for name, speed in speeds.items():
-            lines.append(f"  {name:<46} {speed:8.0f} images/s  ({speed / base:.2f}x)")
+    rows = [  # label, key in each run, key in ratios, format
+        ("training images/s", "train_images_per_second", None, "{:.0f}"),
+        ("inference images/s (batch 256)", "inference_images_per_second", None, "{:.0f}"),
+        ("ms per face (batch 1, float32)", "ms_per_face", None, "{:.2f}"),
+        ("peak memory MB", "peak_memory_mb", "peak_memory", "{:.0f}"),
+    ]
+    lines.append(f"{'':<34}{'course':>12}{'fast':>12}{'ratio':>10}")
+    for label, key, ratio, fmt in rows:
+        lines.append(
+            f"{label:<34}{fmt.format(course[key]):>12}{fmt.format(fast[key]):>12}"
+            f"{ratios[ratio or key]:>9.2f}x"
+        )
+    if results["mode"] == "full":
+        target = f"{results['target_accuracy']:.0%}"
+        cells = [_time_cell(course), _time_cell(fast)]
+        ratio = f"{ratios['time_to_target']:.2f}x" if "time_to_target" in ratios else "-"
+        lines.append(
+            f"{'time to ' + target + ' val accuracy':<34}{cells[0]:>12}{cells[1]:>12}{ratio:>10}"
+        )
+        for name, run in (("course", course), ("fast", fast)):
+            accs = ", ".join(
+                f"{a:.1%}/{b:.1%}"
+                for a, b in zip(run["epochs"]["val_acc"], run["epochs"]["val_bal_acc"])
+            )
+            lines.append(f"{name} val accuracy/balanced per epoch: {accs}")
     return "\n".join(lines)
+
+
+def _time_cell(run: dict) -> str:
+    seconds = run.get("time_to_target_seconds")
+    return "not reached" if seconds is None else f"{seconds:.0f} s"

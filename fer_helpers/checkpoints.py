@@ -9,7 +9,7 @@ A checkpoint is a dict saved with torch.save:
     normalization   {"channels": 3, "scale": "u8/127.5-1"}: inputs are u8 / 127.5 - 1
     model_state     model.state_dict()
   optional:
-    optimizer_state, epoch (epochs completed), history (dict of lists of floats),
+    optimizer_state, scheduler_state, epoch (epochs completed), history (dict of lists of floats),
     rng (random number generator states, to resume exactly), extra (dict)
 
 It holds only tensors, dicts, lists, strings and numbers, so it loads with
@@ -38,7 +38,7 @@ FORMAT = "fer_helpers/1"
 LEGACY_FORMAT = "state_dict"
 SCALE = "u8/127.5-1"
 REQUIRED = ("arch", "arch_kwargs", "class_names", "normalization", "model_state")
-OPTIONAL = ("optimizer_state", "epoch", "history", "rng", "extra")
+OPTIONAL = ("optimizer_state", "scheduler_state", "epoch", "history", "rng", "extra")
 
 
 def make_meta(arch: str, class_names: Iterable[str], **arch_kwargs: object) -> dict:
@@ -161,7 +161,8 @@ def load_model(
     check_fits(checkpoint, path, num_classes, class_names)
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     load_weights(model, checkpoint["model_state"], path)
-    info = {k: v for k, v in checkpoint.items() if k not in ("model_state", "optimizer_state")}
+    states = ("model_state", "optimizer_state", "scheduler_state")
+    info = {k: v for k, v in checkpoint.items() if k not in states}
     if info["class_names"] is None and class_names is not None:
         info["class_names"] = list(parse_classes(class_names))
     return model.to(device).eval(), info

@@ -205,6 +205,11 @@ class FaceLoader:
     balanced=True draws each epoch's images with replacement, every class equally
     often on average (like WeightedRandomSampler with weights 1 / class count):
     rare classes are seen many times, common ones not all.
+
+    rank and world_size split every epoch between data-parallel processes
+    (torchrun): all of them draw the same order from the same seed and process
+    `rank` takes every world_size-th image of it, cut so that every process has
+    the same number of batches (a process waiting for one more batch would hang).
     """
 
     def __init__(
@@ -216,7 +221,14 @@ class FaceLoader:
         drop_last: bool = False,
         seed: int = 0,
         balanced: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        if world_size > 1 and not (shuffle or balanced):
+            raise ValueError("only a shuffled training loader is split between processes")
+        self.rank, self.world_size = rank, world_size
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -226,7 +238,7 @@ class FaceLoader:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) // self.world_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -239,6 +251,9 @@ class FaceLoader:
             order = torch.randperm(n, generator=self.generator)
         else:
             order = torch.arange(n)
+        if self.world_size > 1:
+            share = n // self.world_size
+            order = order[self.rank :: self.world_size][:share]
         for b in range(len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.dataset.batch(index, self.augment, self.generator)

@@ -10,6 +10,12 @@ A loader is anything that yields (images, labels) batches and has len(): a
 torch DataLoader or fer_helpers' own. If it has state_dict() / load_state_dict()
 (or a `generator` attribute, as DataLoader(generator=...) has), its shuffling
 state goes into the checkpoint too.
+
+What makes it fast (recipes.FAST uses all of it): channels_last memory
+layout, bfloat16 autocast where the hardware computes in it (precision="auto"),
+a learning-rate scheduler stepped after every batch, flip test-time
+augmentation (tta=True) when validating. Started by torchrun, fit trains
+data-parallel (DistributedDataParallel): see distributed.py.
 """
 
 from __future__ import annotations
@@ -35,11 +41,15 @@ from .checkpoints import (
     make_meta,
     save_checkpoint,
 )
+from .distributed import is_main, sync_buffers, world
 from .errors import CheckpointError, FerError
+from .metrics import balanced_accuracy, confusion_matrix
 from .models import build_model
 
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_bal_acc", "epoch_seconds")
 """What fit records once per epoch; val_* are NaN when there is no val_loader."""
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def choose_device(prefer: str | None = None) -> torch.device:
@@ -77,6 +87,42 @@ def describe_device(device: str | torch.device) -> str:
             " this torch build lacks CUDA, or the driver is too old)"
         )
     return device.type
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """ "fp32" or "bf16": what precision="auto" means on this device.
+
+    bfloat16 halves the bytes moved and, on hardware that computes in it, about
+    doubles the speed (2.0x for SI100FaceNet on this course's 2-core test machine).
+    "auto" takes it on CUDA GPUs that support it and on CPUs with native
+    bfloat16 instructions (AVX512-BF16 or AMX); elsewhere, where bfloat16 is
+    emulated and slower, and on Apple's MPS, it stays with float32.
+    """
+    if precision not in PRECISIONS:
+        raise FerError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if kind == "cpu":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    """True if this CPU has bfloat16 instructions (Linux /proc/cpuinfo flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # macOS, Windows: no /proc; stay with float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: str | torch.device, precision: str) -> torch.autocast:
+    """The context that runs a forward pass in `precision` ("fp32" or "bf16")."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -128,6 +174,9 @@ def fit(
     log: Callable[[str], object] = print,
     progress: bool = True,
     channels_last: bool = False,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    precision: str = "fp32",
+    tta: bool = False,
 ) -> dict[str, list[float]]:
     """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
 
@@ -136,21 +185,32 @@ def fit(
     With checkpoint_path, saves a checkpoint after every epoch; checkpoint_meta
     (from checkpoints.make_meta) says how to rebuild the model. With resume=True
     and an existing checkpoint, continues after its last epoch.
+    scheduler is stepped after every batch (OneCycleLR counts batches);
+    precision is "fp32", "bf16" or "auto" (see resolve_precision); tta=True
+    validates on each face and its mirror image, averaging the two.
+    In a torchrun process group, every process trains its share of the batches
+    and only the first one logs and writes the checkpoint.
     """
     if checkpoint_path is not None and checkpoint_meta is None:
         raise FerError("fit(checkpoint_path=...) needs checkpoint_meta=make_meta(arch, classes)")
     device = choose_device() if device is None else torch.device(device)
+    precision = resolve_precision(precision, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)  # its class weights must sit beside the scores
     say = tqdm.write if progress and log is print else log  # keeps progress bars intact
+    main = is_main()
+    if not main:
+        say, progress = (lambda _: None), False
 
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     start = 0
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        start, history = _resume(checkpoint_path, checkpoint_meta, model, optimizer, train_loader)
+        start, history = _resume(
+            checkpoint_path, checkpoint_meta, model, optimizer, train_loader, scheduler
+        )
         say(f"Resuming from {checkpoint_path} after epoch {start}")
         if start >= epochs:
             say(f"{checkpoint_path} already has {start} epochs ({epochs} asked for): nothing to do")
@@ -158,11 +218,17 @@ def fit(
     elif resume:
         say(f"No checkpoint at {checkpoint_path} yet: starting from scratch")
 
-    say(f"Training device: {describe_device(device)}")
+    trained = _data_parallel(model, device)
+    ranks = world()[1]
+    say(
+        f"Training device: {describe_device(device)}, precision {precision}"
+        + (", channels_last" if channels_last else "")
+        + (f", {ranks} data-parallel processes" if ranks > 1 else "")
+    )
     for epoch in range(start, epochs):
         began = time.perf_counter()
         train_loss, train_acc = _train_epoch(
-            model,
+            trained,
             train_loader,
             loss_fn,
             optimizer,
@@ -173,21 +239,32 @@ def fit(
             say=say,
             progress=progress,
             channels_last=channels_last,
+            scheduler=scheduler,
+            precision=precision,
         )
-        val_loss, val_acc = math.nan, math.nan
+        sync_buffers(model)  # batch-norm statistics: every process keeps the first one's
+        val = {"loss": math.nan, "accuracy": math.nan, "balanced_accuracy": math.nan}
         if val_loader is not None:
-            val_loss, val_acc = evaluate_loss_acc(model, val_loader, loss_fn, device)
+            val = validate(model, val_loader, loss_fn, device, precision=precision, tta=tta)
         seconds = time.perf_counter() - began
-        values = (train_loss, train_acc, val_loss, val_acc, seconds)
+        values = (
+            train_loss,
+            train_acc,
+            val["loss"],
+            val["accuracy"],
+            val["balanced_accuracy"],
+            seconds,
+        )
         for key, value in zip(HISTORY_KEYS, values, strict=True):
             history[key].append(value)
         say(_summary(epoch, epochs, history))
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and main:
             save_checkpoint(
                 checkpoint_path,
                 **checkpoint_meta,
                 model_state=model.state_dict(),
                 optimizer_state=optimizer.state_dict(),
+                scheduler_state=scheduler.state_dict() if scheduler is not None else None,
                 epoch=epoch + 1,
                 history=history,
                 rng=_rng_state(train_loader),
@@ -247,18 +324,56 @@ def evaluate_loss_acc(
     device: str | torch.device,
 ) -> tuple[float, float]:
     """Mean loss per image and accuracy (0..1) over a loader, in eval mode."""
+    scores = validate(model, loader, loss_fn, device)
+    return scores["loss"], scores["accuracy"]
+
+
+def validate(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: str | torch.device,
+    precision: str = "fp32",
+    tta: bool = False,
+) -> dict[str, float]:
+    """Mean loss per image, accuracy and balanced accuracy (0..1) over a loader, in eval mode.
+
+    tta=True scores each face and its mirror image and averages the two
+    probability vectors (flip test-time augmentation).
+    """
     model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    with torch.inference_mode():
+    channels_last = _is_channels_last(model)
+    loss_sum, seen = 0.0, 0
+    truth, guesses, num_classes = [], [], 1
+    with torch.inference_mode(), autocast(device, precision):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            scores = model(x)
-            loss_sum += loss_fn(scores, y).item() * len(y)
-            correct += (scores.argmax(dim=1) == y).sum().item()
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            probabilities = class_probabilities(model, x, tta)
+            loss_sum += loss_fn(probabilities.clamp_min(1e-12).log(), y).item() * len(y)
+            truth.append(y.cpu())
+            guesses.append(probabilities.argmax(dim=1).cpu())
+            num_classes = probabilities.shape[1]
             seen += len(y)
     if seen == 0:
         raise FerError("the loader gave no images to evaluate")
-    return loss_sum / seen, correct / seen
+    y_true, y_pred = torch.cat(truth).numpy(), torch.cat(guesses).numpy()
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    return {
+        "loss": loss_sum / seen,
+        "accuracy": float((y_true == y_pred).mean()),
+        "balanced_accuracy": balanced_accuracy(cm),
+    }
+
+
+def class_probabilities(model: nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Softmax probabilities (float32) of a batch; tta=True averages them with the mirror's."""
+    probabilities = torch.softmax(scores_of(model, x).float(), dim=1)
+    if tta:
+        mirrored = torch.softmax(scores_of(model, x.flip(dims=[3])).float(), dim=1)
+        probabilities = (probabilities + mirrored) / 2
+    return probabilities
 
 
 def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -268,23 +383,26 @@ def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def predict(
-    model: nn.Module, loader: Iterable, device: str | torch.device | None = None
+    model: nn.Module,
+    loader: Iterable,
+    device: str | torch.device | None = None,
+    tta: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true labels, predicted labels, softmax probabilities) over a loader.
 
     Leaves the model in eval mode; runs on the model's own device unless told.
+    tta=True averages each face's probabilities with its mirror image's.
     """
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.to(device).eval()
     labels, probabilities = [], []
     with torch.inference_mode():
         for x, y in loader:
-            scores = scores_of(model, x.to(device, non_blocking=True))
-            probabilities.append(torch.softmax(scores, dim=1).cpu())
+            probabilities.append(class_probabilities(model, x.to(device, non_blocking=True), tta))
             labels.append(torch.as_tensor(y).cpu())
     if not labels:
         raise FerError("the loader gave no images to predict")
-    probs = torch.cat(probabilities).numpy()
+    probs = torch.cat(probabilities).cpu().numpy()
     return torch.cat(labels).numpy().astype(np.int64), probs.argmax(axis=1), probs
 
 
@@ -301,6 +419,8 @@ def _train_epoch(
     say: Callable[[str], object],
     progress: bool,
     channels_last: bool,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """One pass over the training data; returns (mean loss, accuracy)."""
     epoch, epochs = epoch_of
@@ -318,11 +438,14 @@ def _train_epoch(
             x = x.contiguous(memory_format=torch.channels_last)
         if show_batch and k == 1:
             say(f"Batch shape: {list(x.shape)}, value range: ({x.min():.2f}, {x.max():.2f})")
-        optimizer.zero_grad()
-        scores = model(x)
-        loss = loss_fn(scores, y)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            scores = model(x)
+            loss = loss_fn(scores.float(), y)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
 
         loss_sum += loss.detach() * len(y)
         recent += loss.detach()
@@ -346,7 +469,10 @@ def _summary(epoch: int, epochs: int, history: dict[str, list[float]]) -> str:
         f" train acc {history['train_acc'][-1]:.2%}"
     )
     if not math.isnan(history["val_loss"][-1]):
-        line += f", val loss {history['val_loss'][-1]:.4f}, val acc {history['val_acc'][-1]:.2%}"
+        line += (
+            f", val loss {history['val_loss'][-1]:.4f}, val acc {history['val_acc'][-1]:.2%}"
+            f" (balanced {history['val_bal_acc'][-1]:.2%})"
+        )
     return line + f" ({history['epoch_seconds'][-1]:.1f} s)"
 
 
@@ -356,8 +482,9 @@ def _resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: Iterable,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[int, dict[str, list[float]]]:
-    """Restore model, optimizer and random states; return (epochs done, history)."""
+    """Restore model, optimizer, scheduler and random states; return (epochs done, history)."""
     checkpoint = load_checkpoint(path)
     if checkpoint["format"] != FORMAT or "epoch" not in checkpoint:
         raise CheckpointError(f"{path} holds weights only, not a training run to resume")
@@ -365,14 +492,51 @@ def _resume(
         raise CheckpointError(f"{path} holds a {checkpoint['arch']!r} model, not {meta['arch']!r}")
     names = meta["class_names"]
     check_fits(checkpoint, path, num_classes=len(names), class_names=names)
+    _check_same_schedule(checkpoint, path, scheduler)
     load_weights(model, checkpoint["model_state"], path)
     if checkpoint.get("optimizer_state") is not None:
         optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if scheduler is not None and checkpoint.get("scheduler_state") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler_state"])
     if checkpoint.get("rng") is not None:
         _restore_rng(checkpoint["rng"], loader)
     saved = checkpoint.get("history") or {}
-    history = {key: list(saved.get(key, [])) for key in HISTORY_KEYS}
+    done = checkpoint["epoch"]
+    # A run saved before a key existed gets NaN for it, so every list has one value per epoch.
+    history = {key: list(saved.get(key, [math.nan] * done)) for key in HISTORY_KEYS}
     return checkpoint["epoch"], history
+
+
+def _check_same_schedule(
+    checkpoint: dict, path: str | Path, scheduler: torch.optim.lr_scheduler.LRScheduler | None
+) -> None:
+    """A one-cycle schedule is planned for its total steps: resume only the same plan."""
+    saved = (checkpoint.get("scheduler_state") or {}).get("total_steps")
+    wanted = getattr(scheduler, "total_steps", None)
+    if saved is not None and wanted is not None and saved != wanted:
+        raise CheckpointError(
+            f"{path} was trained on a one-cycle schedule of {saved} steps, not {wanted}: "
+            "resume with the same recipe (epochs, batch size), or train again without --resume"
+        )
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    return (
+        weight is not None
+        and weight.is_contiguous(memory_format=torch.channels_last)
+        and (not weight.is_contiguous())
+    )
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped in DistributedDataParallel inside a torchrun process group."""
+    if world()[1] == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def _rng_state(loader: Iterable) -> dict:

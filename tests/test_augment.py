@@ -1,10 +1,11 @@
-"""fer_helpers.augment: batched random affine warps."""
+"""fer_helpers.augment: batched random affine warps, and shift-and-mirror crops."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from fer_helpers.augment import Augment
+from fer_helpers.augment import Augment, CropFlip
 
 
 def test_no_change_when_every_range_is_zero():
@@ -39,3 +40,42 @@ def test_shift_moves_the_content_by_the_expected_pixels():
     moved = torch.nn.functional.grid_sample(x, grid, align_corners=False)
     columns = torch.nonzero(moved[0, 0].sum(0) > 0.5).flatten()
     assert columns.min() == 24 and columns.max() == 31
+
+
+def test_cropflip_without_shift_mirrors_all_or_nothing():
+    x = torch.arange(2 * 1 * 6 * 6.0).reshape(2, 1, 6, 6)
+    assert torch.equal(CropFlip(pad=0, flip=1.0)(x), x.flip(3))
+    assert torch.equal(CropFlip(pad=0, flip=0.0)(x), x)
+
+
+def test_cropflip_shows_a_window_of_the_mirror_padded_image():
+    x = torch.rand(16, 2, 8, 8)
+    out = CropFlip(pad=2, flip=0.5)(x, torch.Generator().manual_seed(3))
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    shifted = flipped = 0
+    for image, result in zip(padded, out):
+        windows = [
+            (dy, dx, mirror)
+            for dy in range(5)
+            for dx in range(5)
+            for mirror in (False, True)
+            if torch.equal(
+                result,
+                image[:, dy : dy + 8, dx : dx + 8].flip(2)
+                if mirror
+                else image[:, dy : dy + 8, dx : dx + 8],
+            )
+        ]
+        assert windows, "the output is no window of the padded image"
+        shifted += (windows[0][0], windows[0][1]) != (2, 2)
+        flipped += windows[0][2]
+    assert shifted > 8 and 0 < flipped < 16  # most move; about half are mirrored
+
+
+def test_cropflip_is_reproducible_with_a_seeded_generator():
+    x = torch.rand(8, 1, 48, 48)
+    first = CropFlip()(x, torch.Generator().manual_seed(0))
+    again = CropFlip()(x, torch.Generator().manual_seed(0))
+    other = CropFlip()(x, torch.Generator().manual_seed(1))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.shape == x.shape

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from fer_helpers.bench import export_image_folder, imagefolder_loader, run_bench
+from fer_helpers.bench import (
+    bench_ratios,
+    export_image_folder,
+    format_bench,
+    imagefolder_loader,
+    measure_pipeline,
+    run_bench,
+)
 from fer_helpers.data import load_data
 from fer_helpers.labels import COURSE_CLASSES
+from fer_helpers.recipes import FAST
 
 
 def as_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -26,9 +35,78 @@ def test_imagefolder_pipeline_serves_the_same_faces_and_labels(tmp_path):
     assert len(got) == len(ours) and got == mine
 
 
-def test_run_bench_reports_every_pipeline():
-    results = run_bench(load_data("synthetic", tiny=True, verbose=False), steps=2, loader_batches=3)
-    for key in ("loader_images_per_second", "train_images_per_second"):
-        assert len(results[key]) == 3
-        assert all(v > 0 for v in results[key].values())
-    assert "loading" not in results  # synthetic data are generated, not loaded
+def test_the_short_bench_measures_both_pipelines_in_their_own_processes():
+    data = load_data("synthetic", tiny=True, verbose=False)
+    results = run_bench(data, steps=2)
+    assert results["mode"] == "short" and "loading" not in results  # synthetic: generated
+    for name in ("course", "fast"):
+        run = results[name]
+        for key in ("train_images_per_second", "inference_images_per_second", "ms_per_face"):
+            assert run[key] > 0, (name, key)
+        assert run["peak_memory_mb"] > 50  # a process that imported torch
+        assert "time_to_target_seconds" not in run  # short mode trains no epochs
+    assert results["course"]["precision"] == "fp32"
+    ratios = results["ratios"]
+    assert ratios["train_images_per_second"] == pytest.approx(
+        results["fast"]["train_images_per_second"] / results["course"]["train_images_per_second"]
+    )
+    assert "time_to_target" not in ratios
+    text = format_bench(results)
+    assert "training images/s" in text and "ms per face" in text and "time to" not in text
+
+
+def test_the_full_bench_stops_the_course_at_the_target_and_runs_the_fast_recipe_out():
+    # In this process, with a target every model reaches: the course stops after 1 epoch.
+    course = measure_pipeline("course", "synthetic", True, steps=1, full=True, target=0.0)
+    fast = measure_pipeline("fast", "synthetic", True, steps=1, full=True, target=0.0)
+    assert course["epochs_to_target"] == 1 and len(course["epochs"]["val_acc"]) == 1
+    assert fast["epochs_to_target"] == 1 and len(fast["epochs"]["val_acc"]) == FAST.epochs
+    assert 0 < course["time_to_target_seconds"] == course["epochs"]["seconds"][0]
+    assert fast["epochs"]["seconds"] == sorted(fast["epochs"]["seconds"])  # wall time goes on
+    never = measure_pipeline(
+        "course", "synthetic", True, steps=1, full=True, target=1.01, max_epochs=2
+    )
+    assert never["time_to_target_seconds"] is None and len(never["epochs"]["val_acc"]) == 2
+    results = {"course": course, "fast": fast}
+    ratios = bench_ratios(course, fast)
+    assert ratios["time_to_target"] == pytest.approx(
+        course["time_to_target_seconds"] / fast["time_to_target_seconds"]
+    )
+    assert ratios["peak_memory"] == pytest.approx(course["peak_memory_mb"] / fast["peak_memory_mb"])
+    results.update(
+        data="synthetic",
+        tiny=True,
+        mode="full",
+        threads=2,
+        torch="x",
+        target_accuracy=0.0,
+        ratios=ratios,
+    )
+    text = format_bench(results)
+    assert "time to 0% val accuracy" in text and "course val accuracy/balanced per epoch" in text
+
+
+def test_bench_ratios_say_how_many_times_better_the_fast_recipe_is():
+    course = {
+        "train_images_per_second": 100.0,
+        "inference_images_per_second": 1000.0,
+        "ms_per_face": 2.0,
+        "peak_memory_mb": 600.0,
+        "time_to_target_seconds": 450.0,
+    }
+    fast = {
+        "train_images_per_second": 400.0,
+        "inference_images_per_second": 3000.0,
+        "ms_per_face": 1.0,
+        "peak_memory_mb": 800.0,
+        "time_to_target_seconds": 150.0,
+    }
+    assert bench_ratios(course, fast) == {
+        "train_images_per_second": 4.0,
+        "inference_images_per_second": 3.0,
+        "ms_per_face": 2.0,
+        "peak_memory": 0.75,
+        "time_to_target": 3.0,
+    }
+    fast["time_to_target_seconds"] = None  # not reached: no ratio
+    assert "time_to_target" not in bench_ratios(course, fast)

@@ -1,4 +1,4 @@
-"""The course recipe: its loaders, where it saves, and that course_model trains once, then loads."""
+"""The recipes: the course's loaders, where notebook 04 saves, which model course_model gives."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ import dataclasses
 import pytest
 import torch
 
-from fer_helpers import paths, recipes, train
+from fer_helpers import paths, pretrained, recipes
 from fer_helpers.checkpoints import load_checkpoint
 from fer_helpers.data import load_synthetic
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.recipes import (
+    COURSE,
+    FAST,
     course_epochs,
     course_loaders,
     course_model,
     course_weights,
     log_every,
+    train_course_model,
+    train_with_recipe,
 )
 
 
@@ -33,15 +37,18 @@ def weights_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_epochs_are_the_courses_ten_and_one_on_tiny_data(tiny):
-    assert course_epochs(tiny) == recipes.TINY_EPOCHS == 1
-    assert course_epochs(dataclasses.replace(tiny, tiny=False)) == recipes.COURSE_EPOCHS == 10
+def test_epochs_are_the_recipes_and_one_on_tiny_data(tiny):
+    assert course_epochs(tiny) == course_epochs(tiny, "course") == recipes.TINY_EPOCHS == 1
+    full = dataclasses.replace(tiny, tiny=False)
+    assert course_epochs(full) == FAST.epochs
+    assert course_epochs(full, "course") == COURSE.epochs == 10
 
 
-def test_weights_are_tagged_by_the_data(tiny, weights_dir):
+def test_weights_are_tagged_by_the_data_and_the_recipe(tiny, weights_dir):
     assert course_weights(tiny) == weights_dir / "face_expression.synthetic-tiny.pth"
     real = dataclasses.replace(tiny, source="FER2013", tiny=False)
     assert course_weights(real) == weights_dir / "face_expression.pth"
+    assert course_weights(real, "course") == weights_dir / "face_expression_course.pth"
 
 
 def test_train_loader_shuffles_every_image_once_per_epoch(tiny):
@@ -90,26 +97,18 @@ def test_log_every_gives_about_five_lines_per_epoch(batches, expected):
     assert log_every(Loader()) == expected
 
 
-def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, monkeypatch):
+def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, monkeypatch):
     model, info = course_model(tiny, device="cpu")  # CPU: bit for bit like the reference
-    assert not model.training
+    assert not model.training and info["source"] == str(course_weights(tiny))
     assert info["class_names"] == list(COURSE_CLASSES) and info["epoch"] == 1
-    assert len(info["history"]["val_acc"]) == 1  # validated after the epoch
+    assert info["extra"]["recipe"] == dataclasses.asdict(dataclasses.replace(FAST, epochs=1))
+    assert len(info["history"]["val_bal_acc"]) == 1  # validated after the epoch
     saved = load_checkpoint(course_weights(tiny))
 
-    # The same run written out as notebook 04 does: seed, factory, fit.
-    train.seed_everything(recipes.COURSE_SEED)
-    reference, loss_fn, optimizer = train.make_training("si100", 3, lr=recipes.COURSE_LR)
-    train_loader, _ = course_loaders(tiny)
-    train.fit(
-        reference,
-        train_loader,
-        loss_fn,
-        optimizer,
-        1,
-        device="cpu",
-        progress=False,
-        log=lambda line: None,
+    # The same run through the recipe function, written elsewhere.
+    one_epoch = dataclasses.replace(FAST, epochs=1)
+    reference, _ = train_with_recipe(
+        one_epoch, tiny, tmp_path / "ref.pth", device="cpu", progress=False, log=lambda _: None
     )
     for name, tensor in reference.state_dict().items():
         assert torch.equal(saved["model_state"][name], tensor), name
@@ -118,16 +117,46 @@ def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, monkeypatch
     def no_training(*args, **kwargs):
         raise AssertionError("course_model trained again instead of loading the saved model")
 
-    monkeypatch.setattr(train, "fit", no_training)
+    monkeypatch.setattr(recipes, "fit", no_training)
     again, info_again = course_model(tiny, device="cpu")
     assert info_again["epoch"] == 1
     for name, tensor in again.state_dict().items():
         assert torch.equal(tensor, saved["model_state"][name])
 
 
-def test_course_model_resumes_to_more_epochs_and_retrains_on_request(tiny):
-    course_model(tiny)
-    _, info = course_model(tiny, epochs=2)  # carries on from epoch 1
-    assert info["epoch"] == 2 and len(info["history"]["train_loss"]) == 2
-    _, info = course_model(tiny, retrain=True)  # starts again: one epoch
+def test_a_run_of_another_recipe_is_trained_again(tiny):
+    _, course_info = train_course_model(tiny, "course")
+    assert course_info["extra"]["recipe"]["name"] == "course"
+    assert course_info["arch_kwargs"] == {"num_classes": 3, "in_channels": 3}
+    # Pretend the fast run's file holds the course run: it must not be taken for a fast one.
+    course_weights(tiny).write_bytes(course_weights(tiny, "course").read_bytes())
+    _, info = train_course_model(tiny)
+    assert info["extra"]["recipe"]["name"] == "fast" and info["arch_kwargs"]["batch_norm"]
+    _, info = train_course_model(tiny, retrain=True)  # starts again: one epoch
     assert info["epoch"] == 1 and len(info["history"]["train_loss"]) == 1
+
+
+def test_course_model_takes_the_shipped_weights_on_fer2013_before_anyone_trains(
+    tiny, tmp_path, monkeypatch
+):
+    shipped_dir = tmp_path / "shipped"
+    shipped_dir.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped_dir)
+    real = dataclasses.replace(tiny, source="FER2013 (pretend)")  # not synthetic
+    assert not real.synthetic
+
+    def trained_instead(*args, **kwargs):
+        raise AssertionError("course_model trained although pretrained weights are shipped")
+
+    # Nothing shipped: it trains.
+    _, info = course_model(tiny)
+    assert info["source"] == str(course_weights(tiny))
+    pretrained.ship(course_weights(tiny), "si100-3class", shipped_dir)
+    course_weights(real).unlink()
+    monkeypatch.setattr(recipes, "fit", trained_instead)
+    model, info = course_model(real, device="cpu")
+    assert info["source"] == "pretrained si100-3class"
+    assert info["class_names"] == list(COURSE_CLASSES)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # float16 on disk only
+    with pytest.raises(AssertionError, match="trained although"):
+        course_model(real, pretrained=False)

@@ -1,0 +1,165 @@
+"""Pretrained weights shipped inside the package, addressable by name.
+
+    model, info = load_pretrained("si100-3class")       # or: load_model(resolve_weights(...))
+    python -m fer_helpers evaluate --weights si100-3class
+
+Each name has a checkpoint, fer_helpers/weights/NAME.pth (float16: half the
+bytes, the same predictions to within rounding), and a model card NAME.md
+beside it that says what it was trained on, how (the exact command), how long
+it took and how well it does on the validation split. Anything that is not a
+name is taken as a path to a checkpoint of your own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoints import load_checkpoint, load_model, save_checkpoint
+from .errors import CheckpointError
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+SHIPPED = {
+    "si100-3class": "SI100FaceNet (batch norm) on happy / neutral / sad, fast recipe",
+    "best-7class": "the best 7-class model the project trained on this course's CPU",
+}
+
+
+def resolve_weights(name_or_path: str | Path) -> Path:
+    """The checkpoint file for a shipped name ("si100-3class", "best-7class") or a path."""
+    if str(name_or_path) in SHIPPED:
+        path = WEIGHTS_DIR / f"{name_or_path}.pth"
+        if not path.is_file():
+            raise CheckpointError(
+                f"the pretrained weights {name_or_path!r} are not in this copy of the package"
+                f" ({path} is missing); train them with the command in"
+                f" {path.with_suffix('.md').name} or give a checkpoint path"
+            )
+        return path
+    return Path(name_or_path)
+
+
+def load_pretrained(
+    name_or_path: str | Path,
+    class_names: str | Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
+    """(model in eval mode, checkpoint info) for a shipped name or a checkpoint path."""
+    return load_model(resolve_weights(name_or_path), class_names=class_names, device=device)
+
+
+def model_card_path(name: str) -> Path:
+    """Where a shipped model's card (Markdown) lives."""
+    return WEIGHTS_DIR / f"{name}.md"
+
+
+def ship(checkpoint_path: str | Path, name: str, out_dir: Path | None = None) -> Path:
+    """Write a trained checkpoint as shipped weights: float16 tensors, no optimizer state.
+
+    Keeps arch, class names, normalization, epochs, history and extra (the
+    recipe), so the model card and `evaluate` can say how it was made.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint["arch"] is None:
+        raise CheckpointError(f"{checkpoint_path} holds weights only; ship a full checkpoint")
+    state = {
+        key: value.half() if value.is_floating_point() else value
+        for key, value in checkpoint["model_state"].items()
+    }
+    keep = ("arch", "arch_kwargs", "class_names", "normalization", "epoch", "history", "extra")
+    fields = {key: checkpoint[key] for key in keep if key in checkpoint}
+    out_dir = WEIGHTS_DIR if out_dir is None else out_dir
+    return save_checkpoint(out_dir / f"{name}.pth", **fields, model_state=state)
+
+
+def write_model_card(
+    name: str,
+    info: dict,
+    summary: dict,
+    command: str,
+    train_seconds: float,
+    machine: str,
+) -> Path:
+    """A Markdown model card: data, recipe, command, time, and validation scores per class.
+
+    summary is metrics.summarize() on the validation split (with the recipe's
+    test-time augmentation, if any).
+    """
+    recipe = (info.get("extra") or {}).get("recipe", {})
+    history = info.get("history") or {}
+    rows = "\n".join(
+        f"| {name} | {row['support']} | {row['precision']:.1%} | {row['recall']:.1%}"
+        f" | {row['f1']:.1%} |"
+        for name, row in summary["per_class"].items()
+    )
+    faces = sum(row["support"] for row in summary["per_class"].values())
+    accs = history.get("val_acc", [])
+    curve = ", ".join(f"{a:.1%}" for a in accs)
+    size = resolve_weights(name).stat().st_size / 1e6
+    text = f"""# Model card: `{name}`
+
+{SHIPPED.get(name, name)}.
+
+- **Architecture**: `{info["arch"]}` with `{json.dumps(info["arch_kwargs"])}`
+- **Classes** (output order): {", ".join(info["class_names"])}
+- **Input**: 48x48 grayscale, {info["normalization"]["channels"]} channel(s), pixels / 127.5 - 1
+- **Data**: FER2013 Training split ({(info.get("extra") or {}).get("data", "?")});
+  chosen on the PublicTest (validation) split only, never on a test split
+- **File**: `fer_helpers/weights/{name}.pth`, float16, {size:.1f} MB
+
+## How it was trained
+
+```
+{command}
+```
+
+Recipe: `{json.dumps(recipe)}`
+
+{info.get("epoch", "?")} epochs in {train_seconds / 60:.1f} minutes on {machine}.
+
+## Validation (FER2013 PublicTest, {faces} faces)
+
+Accuracy **{summary["accuracy"]:.2%}**, balanced accuracy **{summary["balanced_accuracy"]:.2%}**
+(flip test-time augmentation: {"yes" if recipe.get("tta") else "no"}).
+
+| class | faces | precision | recall | F1 |
+|---|---:|---:|---:|---:|
+{rows}
+
+Validation accuracy after each epoch: {curve}.
+
+Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DIR`.
+"""
+    path = model_card_path(name)
+    path.write_text(text)
+    return path
+
+
+def publish(checkpoint_path: str | Path, name: str, data: object, command: str) -> dict:
+    """Ship a trained checkpoint under `name` and write its model card; returns the scores.
+
+    data: the FaceData it was trained on (its validation split is scored, with
+    the recipe's test-time augmentation). The training time on the card is the
+    sum of the run's epoch times (training and validation), from its history.
+    """
+    import platform
+
+    from .data import FaceLoader
+    from .metrics import summarize
+    from .train import predict
+
+    ship(checkpoint_path, name)
+    model, info = load_pretrained(name)
+    recipe = (info.get("extra") or {}).get("recipe") or {}
+    channels = info["normalization"]["channels"]
+    validation = data.dataset("validation", info["class_names"], channels=channels)
+    y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=recipe.get("tta"))
+    summary = summarize(y_true, y_pred, info["class_names"])
+    seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    write_model_card(name, info, summary, command, seconds, machine)
+    return summary

@@ -1,0 +1,111 @@
+"""Shipped pretrained weights: names resolve, float16 files rebuild the model, cards tell all."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from fer_helpers import paths, pretrained
+from fer_helpers.checkpoints import load_checkpoint
+from fer_helpers.cli import main
+from fer_helpers.data import FaceLoader, load_synthetic
+from fer_helpers.errors import CheckpointError
+from fer_helpers.labels import COURSE_CLASSES
+from fer_helpers.metrics import summarize
+from fer_helpers.recipes import FAST, train_with_recipe
+from fer_helpers.train import predict
+
+MB = 1e6
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_synthetic(tiny=True)
+
+
+@pytest.fixture
+def trained(tiny, tmp_path, monkeypatch):
+    """A fast-recipe checkpoint of one epoch, and a private folder for shipped weights."""
+    monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path / "weights")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
+    path = tmp_path / "run.pth"
+    recipe = dataclasses.replace(FAST, epochs=1, batch_size=8)
+    train_with_recipe(recipe, tiny, path, device="cpu", progress=False, log=lambda _: None)
+    return path
+
+
+def test_a_name_resolves_into_the_package_and_a_path_stays_a_path(trained, tmp_path):
+    pretrained.ship(trained, "si100-3class")
+    assert pretrained.resolve_weights("si100-3class") == pretrained.WEIGHTS_DIR / "si100-3class.pth"
+    assert pretrained.resolve_weights(tmp_path / "mine.pth") == tmp_path / "mine.pth"
+    assert pretrained.resolve_weights("mine.pth") == pretrained.Path("mine.pth")
+
+
+def test_a_name_that_is_not_shipped_says_so_and_how_to_get_it(trained):
+    with pytest.raises(CheckpointError, match=r"best-7class.*missing.*best-7class\.md"):
+        pretrained.resolve_weights("best-7class")
+
+
+def test_shipped_weights_are_float16_without_optimizer_and_predict_alike(trained, tiny):
+    path = pretrained.ship(trained, "si100-3class")
+    saved = load_checkpoint(path)
+    assert "optimizer_state" not in saved and "rng" not in saved and "scheduler_state" not in saved
+    floats = [t for t in saved["model_state"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    assert saved["model_state"]["bn1.num_batches_tracked"].dtype == torch.int64  # not a float
+    assert path.stat().st_size < trained.stat().st_size / 3  # half size, and no Adam moments
+    assert saved["extra"]["recipe"]["name"] == "fast" and saved["epoch"] == 1
+
+    model, info = pretrained.load_pretrained("si100-3class")
+    original, _ = pretrained.load_pretrained(trained)
+    assert info["class_names"] == list(COURSE_CLASSES)
+    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES), 64)
+    _, y_half, p_half = predict(model, loader)
+    _, y_full, p_full = predict(original, loader)
+    assert abs(p_half - p_full).max() < 1e-2  # float16 rounding only
+
+
+def test_the_model_card_holds_data_recipe_command_time_and_scores(trained, tiny):
+    command = "python -m fer_helpers train --out run.pth"
+    summary = pretrained.publish(trained, "si100-3class", tiny, command)
+    card = pretrained.model_card_path("si100-3class").read_text()
+    model, info = pretrained.load_pretrained("si100-3class")
+    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES), 64)
+    y_true, y_pred, _ = predict(model, loader, tta=True)  # the fast recipe validates with TTA
+    assert summary == summarize(y_true, y_pred, COURSE_CLASSES)
+    assert command in card and json.dumps(info["extra"]["recipe"]) in card
+    assert f"**{summary['accuracy']:.2%}**" in card
+    assert f"**{summary['balanced_accuracy']:.2%}**" in card
+    for name, row in summary["per_class"].items():
+        assert f"| {name} | {row['support']} |" in card and f"{row['recall']:.1%}" in card
+    minutes = sum(info["history"]["epoch_seconds"]) / 60
+    assert f"{minutes:.1f} minutes" in card
+
+
+def test_the_cli_takes_a_name_wherever_it_takes_weights(trained, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_TINY", "1")
+    pretrained.ship(trained, "si100-3class")
+    status = main(["evaluate", "--weights", "si100-3class", "--data", "synthetic", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["classes"] == list(COURSE_CLASSES) and report["tta"] is True
+    status = main(["export", "--weights", "si100-3class", "--out", str(tmp_path / "m.onnx")])
+    assert status == 0 and (tmp_path / "m.onnx").stat().st_size > MB
+    assert main(["evaluate", "--weights", "best-7class", "--data", "synthetic"]) == 2
+    assert "best-7class" in capsys.readouterr().err
+
+
+def test_every_shipped_file_is_small_loads_and_has_its_card():
+    shipped = [n for n in pretrained.SHIPPED if (pretrained.WEIGHTS_DIR / f"{n}.pth").exists()]
+    assert "si100-3class" in shipped  # the course's 3-class model is always shipped
+    for name in shipped:
+        path = pretrained.WEIGHTS_DIR / f"{name}.pth"
+        assert path.stat().st_size < 10 * MB, name
+        model, info = pretrained.load_pretrained(name)
+        card = pretrained.model_card_path(name).read_text()
+        assert "## Validation" in card and "python -m fer_helpers train" in card
+        assert info["class_names"] and not model.training
