@@ -100,7 +100,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "09_netron",
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
-        "graph in netron; every block with its parameters and shapes",
+        "graph in netron; every block with its parameters and shapes; batch norm folded into "
+        "the convolutions",
         28,
     ),
     Lesson(

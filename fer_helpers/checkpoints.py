@@ -193,6 +193,8 @@ def _as_si100(checkpoint: dict, path: str | Path) -> dict:
         "hidden": fc1.shape[0],
         "input_size": side * 8,
     }
+    if "bn1.weight" in state:  # trained with batch norm (recipes.FAST); dropout leaves no trace
+        arch_kwargs["batch_norm"] = True
     normalization = {"channels": conv1.shape[1], "scale": SCALE}  # assumed: the course's
     return {
         **checkpoint,

@@ -74,7 +74,10 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     recipe.add_argument("--label-smoothing", type=float, help=f"(fast: {FAST.label_smoothing})")
     recipe.add_argument("--dropout", type=float, help=f"si100 only (fast: {FAST.dropout})")
     recipe.add_argument(
-        "--channels", type=int, choices=[1, 3], help="input channels (fast: 1, course: 3)"
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="input channels: 3 (gray copied to RGB, as the course) or 1",
     )
     recipe.add_argument(
         "--precision",

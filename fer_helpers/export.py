@@ -22,7 +22,7 @@ import ast
 import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def describe_onnx(model: str | Path | onnx.ModelProto) -> pd.DataFrame:
         weights = [learned[name] for name in node.input if name in learned]
         rows.append(
             {
-                "layer": _layer_name(node),
+                "layer": _layer_name(node, learned),
                 "op": node.op_type,
                 "input shape": shapes.get(node.input[0]),
                 "output shape": shapes.get(node.output[0]),
@@ -270,8 +270,16 @@ def _shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
     return tuple(d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in dims)
 
 
-def _layer_name(node: onnx.NodeProto) -> str:
-    """The PyTorch module a node came from ("conv1"), or "" for code in forward itself."""
+def _layer_name(node: onnx.NodeProto, learned: Mapping[str, object]) -> str:
+    """The PyTorch module a node came from ("conv1"), or "" for code in forward itself.
+
+    A node with learned weights is named after them: a Conv with an eval-mode batch
+    norm folded into it is conv1 (its weights keep that name), though the exporter
+    records the batch norm, bn1, as the module that produced its output.
+    """
+    weights = [name for name in node.input[1:] if name in learned]
+    if weights and "." in weights[0]:
+        return weights[0].rsplit(".", 1)[0]
     scopes = next(
         (p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), ""
     )

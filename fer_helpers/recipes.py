@@ -65,7 +65,7 @@ class TrainRecipe:
     optimizer: str = "adam"  # "adam", "adamw" or "sgd" (Nesterov momentum 0.9)
     lr: float = 1e-3  # the peak learning rate for schedule="onecycle"
     weight_decay: float = 0.0
-    schedule: str = "constant"  # or "onecycle": warm up for 25% of the steps, then anneal
+    schedule: str = "constant"  # or "onecycle": warm up for 30% of the steps, then anneal
     label_smoothing: float = 0.0
     augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "affine" (augment.Augment)
     channels_last: bool = False

@@ -153,6 +153,19 @@ def test_plain_state_dict_loads_as_weights_only(tmp_path: Path) -> None:
         load_model(path, num_classes=7)
 
 
+def test_plain_state_dict_with_batch_norm_loads_with_batch_norm(tmp_path: Path) -> None:
+    path = tmp_path / "fast.pth"
+    torch.manual_seed(0)
+    model = SI100FaceNet(hidden=16, input_size=16, batch_norm=True, dropout=0.2)
+    with torch.no_grad():
+        model(torch.randn(4, 3, 16, 16))  # training mode: the running statistics move
+    torch.save(model.state_dict(), path)
+
+    loaded, info = load_model(path, class_names=COURSE_CLASSES)
+    assert info["arch_kwargs"]["batch_norm"] is True
+    assert same_outputs(loaded, model.eval())
+
+
 def test_state_dict_of_another_network_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other_net.pth"
     torch.save(torch.nn.Linear(3, 2).state_dict(), path)

@@ -116,7 +116,12 @@ def test_describe_lists_every_layer_in_order_with_its_parameters_and_shapes(expo
     model = quiet_copy(model)
     table = describe_onnx(path)
     layers = table[table["layer"] != ""]  # the Reshape of torch.flatten sits in forward itself
-    children = list(model.named_children())
+    # The switched-off options (bn1..bn3: Identity, drop1, drop2: Dropout(0)) leave no node.
+    children = [
+        (name, module)
+        for name, module in model.named_children()
+        if not isinstance(module, nn.Identity | nn.Dropout)
+    ]
     assert layers["layer"].tolist() == [name for name, _ in children]
     for op, (_, module) in zip(layers["op"], children):
         assert op in ONNX_OPS[type(module)]
@@ -206,3 +211,27 @@ def test_export_checkpoint_refuses_other_classes_before_writing(tmp_path):
     with pytest.raises(CheckpointError, match="three.pth was trained for 3 classes"):
         export_checkpoint(weights, tmp_path / "three.onnx", classes="all")
     assert not (tmp_path / "three.onnx").exists()
+
+
+def test_batch_norm_is_folded_into_the_convolutions_which_keep_their_names(tmp_path):
+    torch.manual_seed(0)
+    model = SI100FaceNet(hidden=16, input_size=SIDE, batch_norm=True, dropout=0.2)
+    with torch.no_grad():
+        model(torch.randn(8, 3, SIDE, SIDE))  # training mode: running statistics move
+        model.bn1.weight.uniform_(0.5, 1.5)
+    model.eval()
+    path = export_onnx(model, tmp_path / "bn.onnx", SIDE)
+    table = describe_onnx(path)
+    assert table["op"].tolist().count("BatchNormalization") == 0
+    assert table.loc[table["op"] == "Conv", "layer"].tolist() == ["conv1", "conv2", "conv3"]
+    assert table["parameters"].sum() == count_parameters(model) - 2 * (64 + 128 + 256)
+
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in check_onnx(path).graph.initializer}
+    bn, conv = model.bn1, model.conv1
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    folded = (conv.weight * scale[:, None, None, None]).detach().numpy()
+    shifted = ((conv.bias - bn.running_mean) * scale + bn.bias).detach().numpy()
+    np.testing.assert_allclose(weights["conv1.weight"], folded, atol=1e-6)
+    np.testing.assert_allclose(weights["conv1.bias"], shifted, atol=1e-6)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, SIDE, SIDE)).astype(np.float32)
+    np.testing.assert_allclose(onnx_outputs(path, x), pytorch_scores(model, x), atol=TOLERANCE)

@@ -337,11 +337,22 @@ def _setting_message(name: str, setting: str, got: Any, expected: Any, reference
     return f"{name} has {setting} {got!r} but the course's network uses {expected!r}"
 
 
+def _course_layers(reference: SI100FaceNet) -> list[tuple[str, nn.Module]]:
+    """SI100FaceNet's layers in order, without the fast recipe's options (bn1..bn3, drop1,
+    drop2), which are switched off by default: nn.Identity and nn.Dropout(0.0)."""
+    return [(name, layer) for name, layer in reference.named_children() if name in LAYERS]
+
+
+def _off(layer: nn.Module) -> bool:
+    """A layer that computes nothing, as SI100FaceNet's options are when switched off."""
+    return isinstance(layer, nn.Identity) or (isinstance(layer, nn.Dropout) and layer.p == 0)
+
+
 def _compare_layers(model: nn.Module, reference: SI100FaceNet) -> int:
     """Same names, types and settings as SI100FaceNet's layers; returns how many were checked."""
     children = dict(model.named_children())
-    names = [name for name, _ in reference.named_children()]
-    for name, expected in reference.named_children():
+    names = [name for name, _ in _course_layers(reference)]
+    for name, expected in _course_layers(reference):
         layer = children.get(name)
         if layer is None:
             if getattr(model, name, None) is not None:
@@ -367,7 +378,7 @@ def _compare_layers(model: nn.Module, reference: SI100FaceNet) -> int:
     extra = [
         f"{name} ({type(layer).__name__})"
         for name, layer in children.items()
-        if name not in names and not isinstance(layer, _ALLOWED_EXTRA)
+        if name not in names and not isinstance(layer, _ALLOWED_EXTRA) and not _off(layer)
     ]
     if extra:
         raise ExerciseError(
