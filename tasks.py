@@ -12,7 +12,7 @@ and also:
     python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
                                    [--executed DIR] (default build/notebooks) [--out DIR]
-    python3 tasks.py ship NAME CHECKPOINT "COMMAND"
+    python3 tasks.py ship NAME CHECKPOINT "COMMAND" ["NOTE"]
                                    (maintainers) copy a trained checkpoint into the package as
                                    pretrained weights NAME, float16, with its model card
 
@@ -210,13 +210,13 @@ def strip() -> None:
 
 def ship(argv: list[str]) -> None:
     """Ship a checkpoint as pretrained weights with a model card (scored on validation)."""
-    if len(argv) != 3:
-        sys.exit('usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT"')
+    if len(argv) not in (3, 4):
+        sys.exit('usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]')
     from fer_helpers.data import load_data
     from fer_helpers.pretrained import model_card_path, publish
 
-    name, checkpoint, command = argv
-    summary = publish(checkpoint, name, load_data(), command)
+    name, checkpoint, command, *note = argv
+    summary = publish(checkpoint, name, load_data(), command, *note)
     print(
         f"shipped {name}: validation accuracy {summary['accuracy']:.2%}, balanced "
         f"{summary['balanced_accuracy']:.2%}; card {shown(model_card_path(name))}"

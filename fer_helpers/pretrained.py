@@ -83,6 +83,7 @@ def write_model_card(
     command: str,
     train_seconds: float,
     machine: str,
+    note: str = "",
 ) -> Path:
     """A Markdown model card: data, recipe, command, time, and validation scores per class.
 
@@ -120,6 +121,7 @@ def write_model_card(
 Recipe: `{json.dumps(recipe)}`
 
 {info.get("epoch", "?")} epochs in {train_seconds / 60:.1f} minutes on {machine}.
+{note}
 
 ## Validation (FER2013 PublicTest, {faces} faces)
 
@@ -139,7 +141,9 @@ Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DI
     return path
 
 
-def publish(checkpoint_path: str | Path, name: str, data: object, command: str) -> dict:
+def publish(
+    checkpoint_path: str | Path, name: str, data: object, command: str, note: str = ""
+) -> dict:
     """Ship a trained checkpoint under `name` and write its model card; returns the scores.
 
     data: the FaceData it was trained on (its validation split is scored, with
@@ -161,5 +165,5 @@ def publish(checkpoint_path: str | Path, name: str, data: object, command: str) 
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    write_model_card(name, info, summary, command, seconds, machine)
+    write_model_card(name, info, summary, command, seconds, machine, note)
     return summary
