@@ -241,7 +241,15 @@ def test() -> None:
     )
 
 
+def absolute_data_dir() -> None:
+    """FER2013_DIR relative to where the command runs, not to notebooks/ (the kernels' folder)."""
+    given = os.environ.get("FER2013_DIR")
+    if given and given != "synthetic":
+        os.environ["FER2013_DIR"] = str(Path(given).expanduser().resolve())
+
+
 def main(argv: list[str]) -> None:
+    absolute_data_dir()
     task, *rest = argv or ["--help"]
     if task in ("-h", "--help", "help"):
         print(__doc__)

@@ -7,14 +7,18 @@ Each module holds one idea; notebooks import what they need from it:
 - decode       decoding images once into uint8 arrays, with a cache
 - data         splits in memory, FaceDataset and FaceLoader; synthetic fallback
 - synthetic    generated cartoon faces for when no FER2013 copy is found
-- augment      batched flips, rotations, zooms and shifts on tensors
+- augment      batched flips, rotations, zooms and shifts; shift-and-mirror crops
 - audit        blank images and duplicates within and across splits
-- models       SI100FaceNet, the course's network
+- models       SI100FaceNet (optionally with batch norm and dropout), ConvNet 5, ResNet-9
 - metrics      confusion matrix, precision, recall, F1, the course's print line
-- train        device choice, seeding, the fit loop, predictions
+- train        device choice, precision, seeding, the fit loop, validation, predictions
+- recipes      training recipes (the course's, the fast one) and the notebooks' 3-class model
+- distributed  data-parallel training under torchrun
 - checkpoints  saving and loading checkpoints safely
+- pretrained   the weights shipped in fer_helpers/weights/, by name, with model cards
+- bench        the course's recipe and pipeline against the fast one, side by side
 - plots        the figures the notebooks draw
-- cli          `python -m fer_helpers info | train | evaluate`
+- cli          `python -m fer_helpers info | train | evaluate | bench | export | predict`
 """
 
 __version__ = "0.1.0"

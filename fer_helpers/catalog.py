@@ -6,8 +6,9 @@ written once. Keys are the notebooks' file names without `.ipynb`.
 
 The times are measured, one run each, on the project's machine (2 CPU cores,
 no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
-course` for 01-06, then `python3 tasks.py notebook NN` for 07-11 (README, "The
-series on full FER2013"). A laptop CPU with more cores is faster.
+course` for 01-06, then `python3 tasks.py notebook NN` for 07-11; 04, 05, 09 and
+10 again with the fast recipe (README, "The series on full FER2013"). A laptop
+CPU with more cores is faster.
 """
 
 from __future__ import annotations
@@ -57,24 +58,24 @@ LESSONS: tuple[Lesson, ...] = (
         "03_si100facenet_dimensions",
         "Conv2d, MaxPool2d, LeakyReLU, flatten, Linear; the output-size formula; the shape "
         "after every layer, checked with the network's print toggle; parameters per layer; "
-        "7 classes and other input sizes",
+        "7 classes and other input sizes; batch norm and dropout",
         None,
         "in 01's time",
     ),
     Lesson(
         "04_train_3class",
-        "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; `fit` "
-        "for the course's 10 epochs with its log lines; training curves and overfitting; "
-        "`face_expression.pth`",
-        17.8 * 60,
+        "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; the "
+        "course's recipe and the fast one side by side; `train_course_model` with its log "
+        "lines; training curves with balanced accuracy, and overfitting; `face_expression.pth`",
+        175,
     ),
     Lesson(
         "05_evaluate",
         "inference with `weights_only=True`; a batch of predictions; the confusion matrix and "
         'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
         "weighted recall, F1), in the course's print format, checked against scikit-learn; "
-        "balanced accuracy",
-        61,
+        "balanced accuracy; mirror test-time augmentation",
+        60,
     ),
     Lesson(
         "06_seven_classes_and_imbalance",
@@ -102,13 +103,13 @@ LESSONS: tuple[Lesson, ...] = (
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
         "graph in netron; every block with its parameters and shapes; batch norm folded into "
         "the convolutions",
-        28,
+        26,
     ),
     Lesson(
         "10_faces_in_photos",
         "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
         "with probabilities; your own photo (upload box) or webcam",
-        17,
+        15,
     ),
     Lesson(
         "11_model_comparison",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fer_helpers.bench import (
+    add_reference,
     bench_ratios,
     export_image_folder,
     format_bench,
@@ -110,3 +111,24 @@ def test_bench_ratios_say_how_many_times_better_the_fast_recipe_is():
     }
     fast["time_to_target_seconds"] = None  # not reached: no ratio
     assert "time_to_target" not in bench_ratios(course, fast)
+
+
+def test_the_reference_is_the_target_or_the_courses_best_when_it_falls_short():
+    def run(accs, seconds):
+        return {"epochs": {"val_acc": accs, "seconds": seconds}}
+
+    results = {
+        "target_accuracy": 0.71,
+        "course": run([0.64, 0.707, 0.69, 0.7072], [90, 180, 270, 360]),
+        "fast": run([0.57, 0.668, 0.7077], [47, 92, 137]),
+    }
+    add_reference(results)
+    assert results["reference_accuracy"] == 0.7072  # the course never reached 71%
+    assert results["course"]["time_to_reference_seconds"] == 360
+    assert results["fast"]["time_to_reference_seconds"] == 137
+    results["course"] = run([0.64, 0.72], [90, 180])  # it reached 71%: that is the reference
+    results["fast"] = run([0.57, 0.70], [47, 92])  # ... which the fast run missed
+    add_reference(results)
+    assert results["reference_accuracy"] == 0.71
+    assert results["course"]["time_to_reference_seconds"] == 180
+    assert results["fast"]["time_to_reference_seconds"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -59,3 +60,20 @@ def test_no_fer2013_data_is_tracked():
         return  # not a git checkout (an unpacked copy): nothing to check
     pattern = re.compile(r"(Training|PublicTest|PrivateTest)_\d+\.(jpg|png)$|fer2013\.csv$")
     assert not [f for f in tracked.stdout.splitlines() if pattern.search(f)]
+
+
+def test_tasks_make_a_relative_fer2013_dir_absolute_for_the_kernels(tmp_path, monkeypatch):
+    # Kernels run in notebooks/, so FER2013_DIR=../shared/fer2013 given at the repository
+    # root must reach them as an absolute path.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FER2013_DIR", "../shared/fer2013")
+    tasks.absolute_data_dir()
+    assert os.environ["FER2013_DIR"] == str((tmp_path / "../shared/fer2013").resolve())
+    monkeypatch.setenv("FER2013_DIR", "synthetic")
+    tasks.absolute_data_dir()
+    assert os.environ["FER2013_DIR"] == "synthetic"
