@@ -71,7 +71,7 @@ def record_activations(
     modules = dict(model.named_modules())
     unknown = [name for name in layers if name not in modules]
     if unknown:
-        known = ", ".join(name for name in modules if name)
+        known = ", ".join(name for name, m in modules.items() if name and not _does_nothing(m))
         raise FerError(
             f"no layer named {', '.join(map(repr, unknown))} in the model: it has {known}"
         )
@@ -381,3 +381,8 @@ def channel_panel(
     bar_ax.set_title(f"#{channel}: mean activation per class")
     fig.tight_layout()
     return fig
+
+
+def _does_nothing(module: nn.Module) -> bool:
+    """Placeholders of switched-off options (SI100FaceNet without batch norm or dropout)."""
+    return isinstance(module, nn.Identity) or (isinstance(module, nn.Dropout) and module.p == 0)

@@ -403,7 +403,7 @@ def test_the_fast_recipe_builds_a_one_cycle_adamw_with_label_smoothing():
 
     lrs = lr_schedule(FAST, 5)
     assert lrs[0] == pytest.approx(FAST.lr / 25)  # OneCycleLR's default div_factor
-    assert max(lrs) == pytest.approx(FAST.lr)
+    assert max(lrs) == pytest.approx(FAST.lr, rel=0.02)  # the peak falls between two steps
     peak = lrs.index(max(lrs))
     assert 0 < peak < len(lrs) - 1  # warms up, then anneals
     assert lrs[-1] < lrs[0]

@@ -193,7 +193,7 @@ def test_fit_logs_the_course_lines() -> None:
     loader = ShufflingLoader(x, y, 8, 0)
     fit(model, loader, recording_loss, optimizer, 2, "cpu", log_every=2, log=lines.append)
 
-    assert lines[0] == "Training device: " + describe_device("cpu")
+    assert lines[0] == "Training device: " + describe_device("cpu") + ", precision fp32"
     assert lines[1] == f"Batch shape: [8, 3, 48, 48], value range: ({x.min():.2f}, {x.max():.2f})"
     assert lines[1].endswith("(-1.00, 1.00)")
     batch_lines = [line for line in lines if line.startswith("Epoch: ")]
