@@ -120,16 +120,17 @@ PIPELINES = {
 
 
 class _Take:
-    """The first n batches of a loader, as a loader (fit needs len())."""
+    """The first n batches of a loader, as a loader (fit needs len()); counts the images served."""
 
     def __init__(self, loader: Iterable, n: int) -> None:
-        self.loader, self.n = loader, n
+        self.loader, self.n, self.images = loader, n, 0
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
         for _, batch in zip(range(self.n), _forever(self.loader)):
+            self.images += len(batch[1])
             yield batch
 
 
@@ -228,9 +229,9 @@ def _throughput(training: tuple, loader: Iterable, steps: int, settings: dict) -
 
     model, loss_fn, optimizer = training
     fit(model, _Take(loader, 5), loss_fn, optimizer, 1, **settings)
-    history = fit(model, _Take(loader, steps), loss_fn, optimizer, 1, **settings)
-    images = sum(len(y) for _, y in _Take(loader, steps))  # the same batch sizes again
-    return images / history["epoch_seconds"][0]
+    timed = _Take(loader, steps)
+    history = fit(model, timed, loss_fn, optimizer, 1, **settings)
+    return timed.images / history["epoch_seconds"][0]
 
 
 def _inference(model: nn.Module, loader: Iterable, channels_last: bool, precision: str) -> dict:
