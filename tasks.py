@@ -12,7 +12,7 @@ and also:
     python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
                                    [--executed DIR] (default build/notebooks) [--out DIR]
-    python3 tasks.py ship NAME CHECKPOINT "COMMAND" ["NOTE"]
+    python3 tasks.py ship NAME CHECKPOINT "COMMAND" ["NOTE"] [--tta flip|shifts]
                                    (maintainers) copy a trained checkpoint into the package as
                                    pretrained weights NAME, float16, with its model card
 
@@ -210,13 +210,20 @@ def strip() -> None:
 
 def ship(argv: list[str]) -> None:
     """Ship a checkpoint as pretrained weights with a model card (scored on validation)."""
+    tta = None
+    if "--tta" in argv[:-1]:  # scored with this test-time augmentation from now on
+        at = argv.index("--tta")
+        tta, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
     if len(argv) not in (3, 4):
-        sys.exit('usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]')
+        sys.exit(
+            'usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]'
+            " [--tta none|flip|shifts]"
+        )
     from fer_helpers.data import load_data
     from fer_helpers.pretrained import model_card_path, publish
 
     name, checkpoint, command, *note = argv
-    summary = publish(checkpoint, name, load_data(), command, *note)
+    summary = publish(checkpoint, name, load_data(), command, *note, tta=tta)
     print(
         f"shipped {name}: validation accuracy {summary['accuracy']:.2%}, balanced "
         f"{summary['balanced_accuracy']:.2%}; card {shown(model_card_path(name))}"

@@ -35,7 +35,8 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--model",
-        help="architecture: si100, convnet5 (Report 1) or resnet9 (Report 3) "
+        help="architecture: si100, convnet5 (Report 1), resnet9 (Report 3) or smallvgg "
+        "(the shipped best-7class) "
         "(default: the recipe's, si100)",
     )
     train.add_argument(
@@ -177,11 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_option(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    from .train import TTA_MODES
+
     evaluate.add_argument(
         "--tta",
-        action=argparse.BooleanOptionalAction,
-        help="average each face's scores with its mirror image's (default: as the model's "
-        "recipe validated)",
+        nargs="?",
+        const="flip",
+        choices=TTA_MODES,
+        help="test-time augmentation: --tta or --tta flip averages each face's scores with its "
+        "mirror image's, --tta shifts over 10 views (the face shifted 2 px four ways, and "
+        "mirrored) (default: as the model was shipped or its recipe validated)",
+    )
+    evaluate.add_argument(
+        "--no-tta", dest="tta", action="store_const", const="none", help="one look per face"
     )
     evaluate.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
     evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
@@ -386,7 +395,7 @@ def _check_ranks_agree(model, main: bool) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from .data import FaceLoader, load_data
     from .metrics import format_report, summarize
-    from .pretrained import load_pretrained
+    from .pretrained import load_pretrained, scoring_tta
     from .synthetic import SYNTHETIC_NOTICE
     from .train import choose_device, predict
 
@@ -408,9 +417,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
             "note: the test split is for a final report only; choose models and "
             "hyper-parameters on validation"
         )
-    tta = args.tta
-    if tta is None:
-        tta = bool(((checkpoint.get("extra") or {}).get("recipe") or {}).get("tta", False))
+    tta = scoring_tta(checkpoint) if args.tta is None else args.tta
     y_true, y_pred, _ = predict(model, FaceLoader(dataset, args.batch_size), device, tta=tta)
     summary = summarize(y_true, y_pred, class_names)
     summary["split"] = args.split

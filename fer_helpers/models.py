@@ -1,4 +1,4 @@
-"""SI100FaceNet, the course's network, the reports' ConvNet 5 and ResNet-9, and a registry.
+"""SI100FaceNet (the course's network), ConvNet 5, ResNet-9, SmallVGG, and a registry.
 
 The lecture's figure with the kernel sizes was lost, so these are the choices:
 every convolution is 3x3 with padding 1 and stride 1 (it keeps the image size),
@@ -242,10 +242,54 @@ class ResNet9(nn.Module):
         return self.classifier(self.features(x))
 
 
+class SmallVGG(nn.Module):
+    """The shipped 7-class model (`best-7class`): a small VGG-style net for 48x48 faces.
+
+    Four stages of two Conv2d 3x3 (padding 1, no bias: batch norm adds one) ->
+    BatchNorm2d -> ReLU, each stage ending in MaxPool2d 2 (48 -> 24 -> 12 -> 6 -> 3);
+    widths 32, 64, 128, 256. Global average pooling then turns the 3x3x256 map into
+    256 numbers, so nearly all of its 1.17 M parameters are in convolutions
+    (SI100FaceNet keeps 86% of its in one linear layer), dropout, Linear 256 -> classes.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        width: int = 32,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for stage_width in (width, 2 * width, 4 * width, 8 * width):
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels, stage_width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(stage_width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = stage_width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (logits) of shape (batch, num_classes)."""
+        return self.classifier(self.features(x))
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "si100": SI100FaceNet,
     "convnet5": ConvNet5,
     "resnet9": ResNet9,
+    "smallvgg": SmallVGG,
 }
 """Models by the name checkpoints store. DACL (fer_helpers.dacl.DACLNet) is apart: it
 returns (scores, features, attention) and trains with its own loss."""

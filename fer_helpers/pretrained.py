@@ -21,6 +21,7 @@ from torch import nn
 
 from .checkpoints import load_checkpoint, load_model, save_checkpoint
 from .errors import CheckpointError
+from .train import tta_mode
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
@@ -57,13 +58,36 @@ def model_card_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.md"
 
 
-def ship(checkpoint_path: str | Path, name: str, out_dir: Path | None = None) -> Path:
+TTA_WORDS = {
+    "none": "none, one look at each face",
+    "flip": "each face and its mirror image",
+    "shifts": "10 views: each face, shifted 2 pixels four ways, and the mirror of each",
+}
+
+
+def scoring_tta(info: dict) -> str:
+    """The test-time augmentation a model is scored with: what it was shipped with, else
+    what its recipe validated with ("none", "flip" or "shifts"; see train.tta_views)."""
+    extra = info.get("extra") or {}
+    return tta_mode(extra.get("scoring_tta", (extra.get("recipe") or {}).get("tta", False)))
+
+
+def ship(
+    checkpoint_path: str | Path,
+    name: str,
+    out_dir: Path | None = None,
+    tta: bool | str | None = None,
+) -> Path:
     """Write a trained checkpoint as shipped weights: float16 tensors, no optimizer state.
 
     Keeps arch, class names, normalization, epochs, history and extra (the
-    recipe), so the model card and `evaluate` can say how it was made.
+    recipe), so the model card and `evaluate` can say how it was made. tta, if
+    given, is the test-time augmentation the model is scored with from now on
+    (scoring_tta); chosen on the validation split, like everything else.
     """
     checkpoint = load_checkpoint(checkpoint_path)
+    if tta is not None:
+        checkpoint["extra"] = {**(checkpoint.get("extra") or {}), "scoring_tta": tta_mode(tta)}
     if checkpoint["arch"] is None:
         raise CheckpointError(f"{checkpoint_path} holds weights only; ship a full checkpoint")
     state = {
@@ -126,7 +150,7 @@ Recipe: `{json.dumps(recipe)}`
 ## Validation (FER2013 PublicTest, {faces} faces)
 
 Accuracy **{summary["accuracy"]:.2%}**, balanced accuracy **{summary["balanced_accuracy"]:.2%}**
-(flip test-time augmentation: {"yes" if recipe.get("tta") else "no"}).
+(test-time augmentation: {TTA_WORDS[scoring_tta(info)]}).
 
 | class | faces | precision | recall | F1 |
 |---|---:|---:|---:|---:|
@@ -142,13 +166,19 @@ Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DI
 
 
 def publish(
-    checkpoint_path: str | Path, name: str, data: object, command: str, note: str = ""
+    checkpoint_path: str | Path,
+    name: str,
+    data: object,
+    command: str,
+    note: str = "",
+    tta: bool | str | None = None,
 ) -> dict:
     """Ship a trained checkpoint under `name` and write its model card; returns the scores.
 
     data: the FaceData it was trained on (its validation split is scored, with
-    the recipe's test-time augmentation). The training time on the card is the
-    sum of the run's epoch times (training and validation), from its history.
+    the recipe's test-time augmentation unless tta says another). The training time
+    on the card is the sum of the run's epoch times (training and validation), from
+    its history.
     """
     import platform
 
@@ -156,12 +186,11 @@ def publish(
     from .metrics import summarize
     from .train import predict
 
-    ship(checkpoint_path, name)
+    ship(checkpoint_path, name, tta=tta)
     model, info = load_pretrained(name)
-    recipe = (info.get("extra") or {}).get("recipe") or {}
     channels = info["normalization"]["channels"]
     validation = data.dataset("validation", info["class_names"], channels=channels)
-    y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=recipe.get("tta"))
+    y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=scoring_tta(info))
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

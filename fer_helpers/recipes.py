@@ -58,7 +58,7 @@ class TrainRecipe:
     name: str
     arch: str = COURSE_ARCH  # the defaults are the handout's recipe, COURSE
     batch_norm: bool = False  # SI100FaceNet only: BatchNorm2d after every convolution
-    dropout: float = 0.0  # SI100FaceNet only: before fc1 and fc2
+    dropout: float = 0.0  # SI100FaceNet: before fc1 and fc2; SmallVGG: before its last layer
     channels: int = 3  # 3: gray copied to RGB as the course does; 1: gray as it is
     epochs: int = 10
     batch_size: int = COURSE_BATCH
@@ -77,6 +77,8 @@ class TrainRecipe:
         kwargs: dict = {"in_channels": self.channels}
         if self.arch == "si100" and (self.batch_norm or self.dropout):
             kwargs.update(batch_norm=self.batch_norm, dropout=self.dropout)
+        if self.arch == "smallvgg":
+            kwargs["dropout"] = self.dropout
         return kwargs
 
 

@@ -50,6 +50,8 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_bal_acc",
 """What fit records once per epoch; val_* are NaN when there is no val_loader."""
 
 PRECISIONS = ("auto", "fp32", "bf16")
+TTA_MODES = ("none", "flip", "shifts")  # test-time augmentation: see tta_views
+TTA_SHIFT = 2  # pixels, for tta="shifts"
 
 
 def choose_device(prefer: str | None = None) -> torch.device:
@@ -334,12 +336,12 @@ def validate(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     device: str | torch.device,
     precision: str = "fp32",
-    tta: bool = False,
+    tta: bool | str = False,
 ) -> dict[str, float]:
     """Mean loss per image, accuracy and balanced accuracy (0..1) over a loader, in eval mode.
 
     tta=True scores each face and its mirror image and averages the two
-    probability vectors (flip test-time augmentation).
+    probability vectors (flip test-time augmentation); "shifts" averages 10 views (tta_views).
     """
     model.eval()
     channels_last = _is_channels_last(model)
@@ -367,13 +369,46 @@ def validate(
     }
 
 
-def class_probabilities(model: nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Softmax probabilities (float32) of a batch; tta=True averages them with the mirror's."""
-    probabilities = torch.softmax(scores_of(model, x).float(), dim=1)
-    if tta:
-        mirrored = torch.softmax(scores_of(model, x.flip(dims=[3])).float(), dim=1)
-        probabilities = (probabilities + mirrored) / 2
-    return probabilities
+def tta_mode(tta: bool | str | None) -> str:
+    """ "none", "flip" or "shifts" for a tta setting; True means "flip", as recipes store it."""
+    if tta is None or tta is False:
+        return "none"
+    if tta is True:
+        return "flip"
+    if tta not in TTA_MODES:
+        raise FerError(f"unknown test-time augmentation {tta!r}: expected one of {TTA_MODES}")
+    return tta
+
+
+def tta_views(x: torch.Tensor, tta: bool | str = False) -> list[torch.Tensor]:
+    """The views of a batch (B, C, H, W) that test-time augmentation scores and averages.
+
+    "none": the batch itself. "flip" (or True): it and its mirror image. "shifts": those
+    two and, of each, the four copies shifted by TTA_SHIFT pixels up, down, left and right
+    (the border mirrored into the gap): 10 views, the "ten-crop" of FER papers for a net
+    that sees the whole 48x48 face. Each view costs one more forward pass.
+    """
+    mode = tta_mode(tta)
+    views = [x]
+    if mode == "none":
+        return views
+    views.append(x.flip(dims=[3]))
+    if mode == "shifts":
+        s, (h, w) = TTA_SHIFT, x.shape[-2:]
+        padded = torch.nn.functional.pad(x, (s, s, s, s), mode="reflect")
+        for dy, dx in ((-s, 0), (s, 0), (0, -s), (0, s)):
+            shifted = padded[..., s + dy : s + dy + h, s + dx : s + dx + w]
+            views += [shifted, shifted.flip(dims=[3])]
+    return views
+
+
+def class_probabilities(model: nn.Module, x: torch.Tensor, tta: bool | str = False) -> torch.Tensor:
+    """Softmax probabilities (float32) of a batch, averaged over its tta_views."""
+    views = tta_views(x, tta)
+    probabilities = torch.softmax(scores_of(model, views[0]).float(), dim=1)
+    for view in views[1:]:
+        probabilities = probabilities + torch.softmax(scores_of(model, view).float(), dim=1)
+    return probabilities / len(views)
 
 
 def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -386,12 +421,13 @@ def predict(
     model: nn.Module,
     loader: Iterable,
     device: str | torch.device | None = None,
-    tta: bool = False,
+    tta: bool | str = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true labels, predicted labels, softmax probabilities) over a loader.
 
     Leaves the model in eval mode; runs on the model's own device unless told.
-    tta=True averages each face's probabilities with its mirror image's.
+    tta=True averages each face's probabilities with its mirror image's; "shifts" over
+    10 views (tta_views).
     """
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.to(device).eval()

@@ -28,11 +28,13 @@ from fer_helpers.recipes import (
 )
 from fer_helpers.train import (
     HISTORY_KEYS,
+    TTA_SHIFT,
     autocast,
     class_probabilities,
     fit,
     predict,
     resolve_precision,
+    tta_views,
     validate,
 )
 
@@ -343,6 +345,33 @@ def test_tta_averages_the_face_and_its_mirror_image():
     ] == pytest.approx(expected)
 
 
+def test_shift_tta_averages_ten_views_of_each_face():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    views = tta_views(x, "shifts")
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[0], x) and torch.equal(views[1], x.flip(3))
+    s = TTA_SHIFT
+    down = views[2]  # the face moved: row i of the view is row i - s of the face
+    assert torch.equal(down[..., s:, :], x[..., :-s, :])
+    assert torch.equal(down[..., :s, :], x[..., 1 : s + 1, :].flip(2))  # the gap mirrored in
+    assert torch.equal(views[3], down.flip(3))
+    right = views[6]
+    assert torch.equal(right[..., :, s:], x[..., :, :-s])
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 10  # all different
+    assert [len(tta_views(x, t)) for t in (False, "none", True, "flip")] == [1, 1, 2, 2]
+
+    model, x, y, batches = lopsided_validation()
+    with torch.inference_mode():
+        by_view = [torch.softmax(model(v), dim=1) for v in tta_views(x, "shifts")]
+        averaged = class_probabilities(model, x, tta="shifts")
+    torch.testing.assert_close(averaged, torch.stack(by_view).mean(0))
+    assert not torch.allclose(averaged, class_probabilities(model, x, tta=True))
+    _, _, probs = predict(model, batches, tta="shifts")
+    np.testing.assert_allclose(probs, averaged.numpy(), rtol=1e-5)
+    with pytest.raises(FerError, match="unknown test-time augmentation 'crops'"):
+        class_probabilities(model, x, tta="crops")
+
+
 @pytest.mark.parametrize("tta", [False, True])
 def test_fit_records_balanced_validation_accuracy(tta):
     model, x, y, batches = lopsided_validation(seed=1)
@@ -444,6 +473,10 @@ def test_model_kwargs_name_only_what_the_architecture_takes():
     assert other.model_kwargs() == {"in_channels": 1}  # ConvNet5 has its own batch norm
     model, _, _, _ = build_training(other, 3, 1)
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 3)
+    vgg = dataclasses.replace(gray, arch="smallvgg", dropout=0.4)
+    assert vgg.model_kwargs() == {"in_channels": 1, "dropout": 0.4}  # its one dropout layer
+    model, _, _, _ = build_training(vgg, 7, 1)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.4]
 
 
 # --- train_with_recipe: checkpoint and exact resume ------------------------------------------

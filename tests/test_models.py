@@ -1,4 +1,4 @@
-"""SI100FaceNet's shapes, print toggle and parameter counts, and the model registry."""
+"""SI100FaceNet's shapes, print toggle and parameter counts, SmallVGG, and the model registry."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fer_helpers.errors import FerError
 from fer_helpers.models import (
     MODELS,
     SI100FaceNet,
+    SmallVGG,
     build_model,
     count_parameters,
     parameters_per_layer,
@@ -143,3 +144,30 @@ def test_build_model_passes_arguments_to_the_registered_class() -> None:
 def test_unknown_model_name_lists_the_known_ones() -> None:
     with pytest.raises(FerError, match=r"unknown model 'resnet99'.*si100"):
         build_model("resnet99", num_classes=3)
+
+
+def smallvgg_params(channels: int, classes: int, width: int = 32) -> int:
+    """By hand: per stage two bias-free 3x3 convs, each followed by batch norm (2 per channel)."""
+    total, c_in = 0, channels
+    for w in (width, 2 * width, 4 * width, 8 * width):
+        total += 9 * c_in * w + 2 * w + 9 * w * w + 2 * w
+        c_in = w
+    return total + linear_params(8 * width, classes)
+
+
+@pytest.mark.parametrize(("channels", "classes", "width"), [(1, 7, 32), (3, 3, 32), (1, 7, 8)])
+def test_smallvgg_scores_each_class_and_counts_its_parameters(channels, classes, width) -> None:
+    model = SmallVGG(num_classes=classes, in_channels=channels, width=width).eval()
+    assert model(torch.zeros(2, channels, 48, 48)).shape == (2, classes)
+    assert count_parameters(model) == smallvgg_params(channels, classes, width)
+    # Four poolings: 48 -> 3, then global average pooling leaves one number per channel.
+    assert model.features(torch.zeros(1, channels, 48, 48)).shape == (1, 8 * width, 3, 3)
+
+
+def test_smallvgg_documented_size_and_dropout() -> None:
+    assert count_parameters(SmallVGG(num_classes=7, in_channels=1)) == 1_174_439  # "1.17 M"
+    model = build_model("smallvgg", num_classes=7, in_channels=1, dropout=0.5)
+    assert isinstance(model, SmallVGG)
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.5]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 8 and all(conv.bias is None for conv in convs)

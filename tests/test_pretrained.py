@@ -5,20 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fer_helpers import paths, pretrained
 from fer_helpers.checkpoints import load_checkpoint
 from fer_helpers.cli import main
 from fer_helpers.data import FaceLoader, load_synthetic
 from fer_helpers.errors import CheckpointError
-from fer_helpers.labels import COURSE_CLASSES
+from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
 from fer_helpers.recipes import FAST, train_with_recipe
 from fer_helpers.train import predict
 
 MB = 1e6
+QUIET = {"progress": False, "log": lambda _: None}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +95,7 @@ def test_the_cli_takes_a_name_wherever_it_takes_weights(trained, capsys, tmp_pat
     pretrained.ship(trained, "si100-3class")
     status = main(["evaluate", "--weights", "si100-3class", "--data", "synthetic", "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert status == 0 and report["classes"] == list(COURSE_CLASSES) and report["tta"] is True
+    assert status == 0 and report["classes"] == list(COURSE_CLASSES) and report["tta"] == "flip"
     status = main(["export", "--weights", "si100-3class", "--out", str(tmp_path / "m.onnx")])
     assert status == 0 and (tmp_path / "m.onnx").stat().st_size > MB
     assert main(["evaluate", "--weights", "best-7class", "--data", "synthetic"]) == 2
@@ -109,3 +112,49 @@ def test_every_shipped_file_is_small_loads_and_has_its_card():
         card = pretrained.model_card_path(name).read_text()
         assert "## Validation" in card and "python -m fer_helpers train" in card
         assert info["class_names"] and not model.training
+
+
+def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, monkeypatch, capsys):
+    """best-7class's architecture: gray input, no SI100 layer names, all seven classes."""
+    monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "shipped")
+    (tmp_path / "shipped").mkdir()
+    monkeypatch.setenv("FER_TINY", "1")
+    run = tmp_path / "seven.pth"
+    recipe = dataclasses.replace(
+        FAST, arch="smallvgg", channels=1, epochs=1, batch_size=8, augment="cropflip"
+    )
+    train_with_recipe(recipe, tiny, run, classes=EMOTIONS, device="cpu", **QUIET)
+    command = "python -m fer_helpers train ..."
+    summary = pretrained.publish(run, "best-7class", tiny, command, tta="shifts")
+    model, info = pretrained.load_pretrained("best-7class")
+    assert info["arch"] == "smallvgg" and info["class_names"] == list(EMOTIONS)
+    assert info["normalization"]["channels"] == 1
+    assert pretrained.scoring_tta(info) == "shifts" and info["extra"]["recipe"]["tta"] is True
+    assert len(summary["per_class"]) == 7
+    card = pretrained.model_card_path("best-7class").read_text()
+    assert "`smallvgg`" in card and pretrained.TTA_WORDS["shifts"] in card
+    loader = FaceLoader(tiny.dataset("validation", EMOTIONS, channels=1), 64)
+    y_true, y_pred, _ = predict(model, loader, tta="shifts")
+    assert summary == summarize(y_true, y_pred, EMOTIONS)  # the card scores the 10 views
+
+    def evaluate(*options):
+        argv = ["evaluate", "--weights", "best-7class", "--data", "synthetic", "--json"]
+        assert main([*argv, *options]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    report = evaluate()  # by default as shipped: the 10 views
+    assert report["classes"] == list(EMOTIONS) and report["tta"] == "shifts"
+    assert report["accuracy"] == pytest.approx(summary["accuracy"])
+    assert [evaluate(*o)["tta"] for o in (["--no-tta"], ["--tta"], ["--tta", "shifts"])] == [
+        "none",
+        "flip",
+        "shifts",
+    ]
+    onnx_path = tmp_path / "seven.onnx"
+    assert main(["export", "--weights", "best-7class", "--out", str(onnx_path)]) == 0
+    assert onnx_path.is_file()
+    face = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(face)
+    assert main(["predict", "--weights", "best-7class", str(face)]) == 0
+    assert any(name in capsys.readouterr().out for name in EMOTIONS)
