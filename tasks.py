@@ -12,7 +12,7 @@ and also:
     python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/
                                    [--executed DIR] (default build/notebooks) [--out DIR]
-    python3 tasks.py ship NAME CHECKPOINT "COMMAND" ["NOTE"] [--tta flip|shifts]
+    python3 tasks.py ship NAME CHECKPOINT "COMMAND" ["NOTE"] [--tta none|flip|shifts]
                                    (maintainers) copy a trained checkpoint into the package as
                                    pretrained weights NAME, float16, with its model card
 
@@ -210,15 +210,22 @@ def strip() -> None:
 
 def ship(argv: list[str]) -> None:
     """Ship a checkpoint as pretrained weights with a model card (scored on validation)."""
+    usage = (
+        'usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]'
+        " [--tta none|flip|shifts]"
+    )
     tta = None
-    if "--tta" in argv[:-1]:  # scored with this test-time augmentation from now on
-        at = argv.index("--tta")
-        tta, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
+    options = [arg for arg in argv if arg.startswith("--tta")]
+    if options:  # the test-time augmentation it is scored with from now on
+        at = argv.index(options[0])
+        if "=" in options[0]:
+            tta, argv = options[0].split("=", 1)[1], argv[:at] + argv[at + 1 :]
+        elif at + 1 < len(argv):
+            tta, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
+        if tta not in ("none", "flip", "shifts") or len(options) > 1:
+            sys.exit(usage)
     if len(argv) not in (3, 4):
-        sys.exit(
-            'usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]'
-            " [--tta none|flip|shifts]"
-        )
+        sys.exit(usage)
     from fer_helpers.data import load_data
     from fer_helpers.pretrained import model_card_path, publish
 

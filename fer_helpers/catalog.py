@@ -81,7 +81,7 @@ LESSONS: tuple[Lesson, ...] = (
         "06_seven_classes_and_imbalance",
         "the 7-class model; what imbalance does to rare classes; class-weighted loss and "
         "balanced sampling compared in one table; the most confused pairs with their faces "
-        "and scores; targeted mirroring",
+        "and scores; targeted mirroring; what the shipped best-7class (SmallVGG) reaches",
         20.0 * 60,
     ),
     Lesson(

@@ -395,7 +395,7 @@ def _check_ranks_agree(model, main: bool) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from .data import FaceLoader, load_data
     from .metrics import format_report, summarize
-    from .pretrained import load_pretrained, scoring_tta
+    from .pretrained import TTA_WORDS, load_pretrained, scoring_tta
     from .synthetic import SYNTHETIC_NOTICE
     from .train import choose_device, predict
 
@@ -423,6 +423,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     summary["split"] = args.split
     summary["weights"] = str(args.weights)
     summary["tta"] = tta
+    if not args.json:
+        print(f"test-time augmentation: {TTA_WORDS[tta]}")
     print(json.dumps(summary, indent=2) if args.json else format_report(summary))
 
 

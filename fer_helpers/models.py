@@ -248,8 +248,8 @@ class SmallVGG(nn.Module):
     Four stages of two Conv2d 3x3 (padding 1, no bias: batch norm adds one) ->
     BatchNorm2d -> ReLU, each stage ending in MaxPool2d 2 (48 -> 24 -> 12 -> 6 -> 3);
     widths 32, 64, 128, 256. Global average pooling then turns the 3x3x256 map into
-    256 numbers, so nearly all of its 1.17 M parameters are in convolutions
-    (SI100FaceNet keeps 86% of its in one linear layer), dropout, Linear 256 -> classes.
+    256 numbers, then dropout and Linear 256 -> classes. So nearly all of its 1.17 M
+    parameters are in convolutions (SI100FaceNet keeps 86% of its in one linear layer).
     """
 
     def __init__(

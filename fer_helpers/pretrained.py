@@ -30,6 +30,11 @@ SHIPPED = {
 }
 
 
+def is_shipped(name: str) -> bool:
+    """Whether this copy of the package holds the weights called `name`."""
+    return name in SHIPPED and (WEIGHTS_DIR / f"{name}.pth").is_file()
+
+
 def resolve_weights(name_or_path: str | Path) -> Path:
     """The checkpoint file for a shipped name ("si100-3class", "best-7class") or a path."""
     if str(name_or_path) in SHIPPED:
@@ -111,8 +116,8 @@ def write_model_card(
 ) -> Path:
     """A Markdown model card: data, recipe, command, time, and validation scores per class.
 
-    summary is metrics.summarize() on the validation split (with the recipe's
-    test-time augmentation, if any).
+    summary is metrics.summarize() on the validation split, with the model's
+    scoring_tta (the per-epoch curve is what training saw: the recipe's).
     """
     recipe = (info.get("extra") or {}).get("recipe", {})
     history = info.get("history") or {}
@@ -156,7 +161,8 @@ Accuracy **{summary["accuracy"]:.2%}**, balanced accuracy **{summary["balanced_a
 |---|---:|---:|---:|---:|
 {rows}
 
-Validation accuracy after each epoch: {curve}.
+Validation accuracy after each epoch, as training measured it (test-time augmentation:
+{TTA_WORDS[tta_mode(recipe.get("tta"))]}; in bfloat16 if the recipe trained so): {curve}.
 
 Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DIR`.
 """

@@ -178,7 +178,7 @@ def fit(
     channels_last: bool = False,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     precision: str = "fp32",
-    tta: bool = False,
+    tta: bool | str = False,
 ) -> dict[str, list[float]]:
     """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
 
@@ -371,10 +371,8 @@ def validate(
 
 def tta_mode(tta: bool | str | None) -> str:
     """ "none", "flip" or "shifts" for a tta setting; True means "flip", as recipes store it."""
-    if tta is None or tta is False:
-        return "none"
-    if tta is True:
-        return "flip"
+    if not isinstance(tta, str):
+        return "flip" if tta else "none"
     if tta not in TTA_MODES:
         raise FerError(f"unknown test-time augmentation {tta!r}: expected one of {TTA_MODES}")
     return tta
@@ -385,8 +383,9 @@ def tta_views(x: torch.Tensor, tta: bool | str = False) -> list[torch.Tensor]:
 
     "none": the batch itself. "flip" (or True): it and its mirror image. "shifts": those
     two and, of each, the four copies shifted by TTA_SHIFT pixels up, down, left and right
-    (the border mirrored into the gap): 10 views, the "ten-crop" of FER papers for a net
-    that sees the whole 48x48 face. Each view costs one more forward pass.
+    (the border mirrored into the gap): 10 views, like the "ten-crop" of FER papers (which
+    cut smaller crops) for a net that sees the whole 48x48 face. Each view costs one more
+    forward pass.
     """
     mode = tta_mode(tta)
     views = [x]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from fer_helpers import paths, pretrained
 from fer_helpers.checkpoints import load_checkpoint
 from fer_helpers.cli import main
 from fer_helpers.data import FaceLoader, load_synthetic
 from fer_helpers.errors import CheckpointError
+from fer_helpers.faces import sample_photo_path
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
 from fer_helpers.recipes import FAST, train_with_recipe
@@ -50,6 +49,9 @@ def test_a_name_resolves_into_the_package_and_a_path_stays_a_path(trained, tmp_p
 
 
 def test_a_name_that_is_not_shipped_says_so_and_how_to_get_it(trained):
+    assert not pretrained.is_shipped("best-7class") and not pretrained.is_shipped("mine.pth")
+    pretrained.ship(trained, "si100-3class")
+    assert pretrained.is_shipped("si100-3class")
     with pytest.raises(CheckpointError, match=r"best-7class.*missing.*best-7class\.md"):
         pretrained.resolve_weights("best-7class")
 
@@ -103,7 +105,9 @@ def test_the_cli_takes_a_name_wherever_it_takes_weights(trained, capsys, tmp_pat
 
 
 def test_every_shipped_file_is_small_loads_and_has_its_card():
-    shipped = [n for n in pretrained.SHIPPED if (pretrained.WEIGHTS_DIR / f"{n}.pth").exists()]
+    shipped = [n for n in pretrained.SHIPPED if pretrained.is_shipped(n)]
+    files = {path.stem for path in pretrained.WEIGHTS_DIR.glob("*.pth")}
+    assert set(shipped) == files  # every file is a name, every name shipped has its file
     assert "si100-3class" in shipped  # the course's 3-class model is always shipped
     for name in shipped:
         path = pretrained.WEIGHTS_DIR / f"{name}.pth"
@@ -154,7 +158,9 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     onnx_path = tmp_path / "seven.onnx"
     assert main(["export", "--weights", "best-7class", "--out", str(onnx_path)]) == 0
     assert onnx_path.is_file()
-    face = tmp_path / "face.png"
-    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(face)
-    assert main(["predict", "--weights", "best-7class", str(face)]) == 0
-    assert any(name in capsys.readouterr().out for name in EMOTIONS)
+    capsys.readouterr()
+    photo = sample_photo_path()  # the astronaut: one face
+    assert main(["predict", "--weights", "best-7class", str(photo)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{photo}: face 1 at")
+    assert lines[0].split(": ")[-1].split()[0] in EMOTIONS  # "...: fear 31.2%"
