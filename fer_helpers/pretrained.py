@@ -199,6 +199,7 @@ def publish(
     y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=scoring_tta(info))
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    machine = f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads > 1)}"
     write_model_card(name, info, summary, command, seconds, machine, note)
     return summary
