@@ -222,7 +222,9 @@ def ship(argv: list[str]) -> None:
             tta, argv = options[0].split("=", 1)[1], argv[:at] + argv[at + 1 :]
         elif at + 1 < len(argv):
             tta, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
-        if tta not in ("none", "flip", "shifts") or len(options) > 1:
+        from fer_helpers.train import TTA_MODES
+
+        if tta not in TTA_MODES or len(options) > 1:
             sys.exit(usage)
     if len(argv) not in (3, 4):
         sys.exit(usage)

@@ -395,9 +395,9 @@ def _check_ranks_agree(model, main: bool) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from .data import FaceLoader, load_data
     from .metrics import format_report, summarize
-    from .pretrained import TTA_WORDS, load_pretrained, scoring_tta
+    from .pretrained import load_pretrained, scoring_tta
     from .synthetic import SYNTHETIC_NOTICE
-    from .train import choose_device, predict
+    from .train import TTA_WORDS, choose_device, predict
 
     device = choose_device(args.device)
     model, checkpoint = load_pretrained(args.weights, device=device)

@@ -21,7 +21,7 @@ from torch import nn
 
 from .checkpoints import load_checkpoint, load_model, save_checkpoint
 from .errors import CheckpointError
-from .train import tta_mode
+from .train import TTA_WORDS, tta_mode
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
@@ -61,13 +61,6 @@ def load_pretrained(
 def model_card_path(name: str) -> Path:
     """Where a shipped model's card (Markdown) lives."""
     return WEIGHTS_DIR / f"{name}.md"
-
-
-TTA_WORDS = {
-    "none": "none, one look at each face",
-    "flip": "each face and its mirror image",
-    "shifts": "10 views: each face, shifted 2 pixels four ways, and the mirror of each",
-}
 
 
 def scoring_tta(info: dict) -> str:
@@ -199,7 +192,7 @@ def publish(
     y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=scoring_tta(info))
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
-    threads = torch.get_num_threads()
+    threads = (info.get("extra") or {}).get("threads", torch.get_num_threads())  # training's
     machine = f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads > 1)}"
     write_model_card(name, info, summary, command, seconds, machine, note)
     return summary

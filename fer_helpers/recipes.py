@@ -215,6 +215,7 @@ def train_with_recipe(
         "clean": clean,
         "seed": seed,
         "processes": world_size,
+        "threads": torch.get_num_threads(),  # per process, for the model card
     }
     fit_kwargs.setdefault("log_every", log_every(train_loader))
     history = fit(

@@ -50,7 +50,12 @@ HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_bal_acc",
 """What fit records once per epoch; val_* are NaN when there is no val_loader."""
 
 PRECISIONS = ("auto", "fp32", "bf16")
-TTA_MODES = ("none", "flip", "shifts")  # test-time augmentation: see tta_views
+TTA_WORDS = {  # test-time augmentation modes (see tta_views), in words for reports
+    "none": "none, one look at each face",
+    "flip": "each face and its mirror image",
+    "shifts": "10 views: each face, shifted 2 pixels four ways, and the mirror of each",
+}
+TTA_MODES = tuple(TTA_WORDS)
 TTA_SHIFT = 2  # pixels, for tta="shifts"
 
 

@@ -17,7 +17,7 @@ from fer_helpers.faces import sample_photo_path
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
 from fer_helpers.recipes import FAST, train_with_recipe
-from fer_helpers.train import predict
+from fer_helpers.train import TTA_WORDS, predict
 
 MB = 1e6
 QUIET = {"progress": False, "log": lambda _: None}
@@ -90,6 +90,8 @@ def test_the_model_card_holds_data_recipe_command_time_and_scores(trained, tiny)
         assert f"| {name} | {row['support']} |" in card and f"{row['recall']:.1%}" in card
     minutes = sum(info["history"]["epoch_seconds"]) / 60
     assert f"{minutes:.1f} minutes" in card
+    threads = info["extra"]["threads"]  # what the training ran with, not the shipping process
+    assert threads == torch.get_num_threads() and f"{threads} thread" in card
 
 
 def test_the_cli_takes_a_name_wherever_it_takes_weights(trained, capsys, tmp_path, monkeypatch):
@@ -137,7 +139,7 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     assert pretrained.scoring_tta(info) == "shifts" and info["extra"]["recipe"]["tta"] is True
     assert len(summary["per_class"]) == 7
     card = pretrained.model_card_path("best-7class").read_text()
-    assert "`smallvgg`" in card and pretrained.TTA_WORDS["shifts"] in card
+    assert "`smallvgg`" in card and TTA_WORDS["shifts"] in card
     loader = FaceLoader(tiny.dataset("validation", EMOTIONS, channels=1), 64)
     y_true, y_pred, _ = predict(model, loader, tta="shifts")
     assert summary == summarize(y_true, y_pred, EMOTIONS)  # the card scores the 10 views
