@@ -208,24 +208,40 @@ def strip() -> None:
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
+def split_tta_option(argv: list[str]) -> tuple[list[str], str | None]:
+    """`ship`'s arguments without `--tta MODE` / `--tta=MODE`, and MODE (None if absent).
+
+    Raises ValueError for a missing or unknown mode, or for `--tta` given twice.
+    """
+    from fer_helpers.train import TTA_MODES
+
+    options = [at for at, arg in enumerate(argv) if arg == "--tta" or arg.startswith("--tta=")]
+    if not options:
+        return argv, None
+    if len(options) > 1:
+        raise ValueError("--tta given more than once")
+    at = options[0]
+    if "=" in argv[at]:
+        tta, rest = argv[at].split("=", 1)[1], argv[:at] + argv[at + 1 :]
+    elif at + 1 < len(argv):
+        tta, rest = argv[at + 1], argv[:at] + argv[at + 2 :]
+    else:
+        raise ValueError("--tta needs a mode")
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown --tta mode {tta!r}; expected one of {', '.join(TTA_MODES)}")
+    return rest, tta
+
+
 def ship(argv: list[str]) -> None:
     """Ship a checkpoint as pretrained weights with a model card (scored on validation)."""
     usage = (
         'usage: python3 tasks.py ship NAME CHECKPOINT "COMMAND THAT TRAINED IT" ["NOTE"]'
         " [--tta none|flip|shifts]"
     )
-    tta = None
-    options = [arg for arg in argv if arg.startswith("--tta")]
-    if options:  # the test-time augmentation it is scored with from now on
-        at = argv.index(options[0])
-        if "=" in options[0]:
-            tta, argv = options[0].split("=", 1)[1], argv[:at] + argv[at + 1 :]
-        elif at + 1 < len(argv):
-            tta, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
-        from fer_helpers.train import TTA_MODES
-
-        if tta not in TTA_MODES or len(options) > 1:
-            sys.exit(usage)
+    try:  # the test-time augmentation it is scored with from now on
+        argv, tta = split_tta_option(argv)
+    except ValueError as error:
+        sys.exit(f"{error}\n{usage}")
     if len(argv) not in (3, 4):
         sys.exit(usage)
     from fer_helpers.data import load_data

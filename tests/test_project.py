@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,14 +64,20 @@ def test_no_fer2013_data_is_tracked():
     assert not [f for f in tracked.stdout.splitlines() if pattern.search(f)]
 
 
-def test_tasks_make_a_relative_fer2013_dir_absolute_for_the_kernels(tmp_path, monkeypatch):
-    # Kernels run in notebooks/, so FER2013_DIR=../shared/fer2013 given at the repository
-    # root must reach them as an absolute path.
+def load_tasks():
+    """tasks.py as a module (it is a script, not part of the package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("course_tasks", ROOT / "tasks.py")
     tasks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tasks)
+    return tasks
+
+
+def test_tasks_make_a_relative_fer2013_dir_absolute_for_the_kernels(tmp_path, monkeypatch):
+    # Kernels run in notebooks/, so FER2013_DIR=../shared/fer2013 given at the repository
+    # root must reach them as an absolute path.
+    tasks = load_tasks()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FER2013_DIR", "../shared/fer2013")
     tasks.absolute_data_dir()
@@ -77,3 +85,15 @@ def test_tasks_make_a_relative_fer2013_dir_absolute_for_the_kernels(tmp_path, mo
     monkeypatch.setenv("FER2013_DIR", "synthetic")
     tasks.absolute_data_dir()
     assert os.environ["FER2013_DIR"] == "synthetic"
+
+
+def test_ship_takes_its_tta_option_anywhere_and_leaves_the_rest_in_order():
+    split = load_tasks().split_tta_option
+    args = ["best-7class", "run.pth", "python -m fer_helpers train --tta", "a note"]
+    assert split(args) == (args, None)  # "--tta" inside the quoted command is not the option
+    assert split([*args, "--tta", "shifts"]) == (args, "shifts")
+    assert split(["--tta=none", *args]) == (args, "none")
+    assert split([*args[:2], "--tta", "flip", *args[2:]]) == (args, "flip")
+    for bad in (["--tta"], ["--tta", "mirror"], ["--tta=flip", "--tta", "shifts"]):
+        with pytest.raises(ValueError, match="--tta|mode"):
+            split([*args, *bad])
