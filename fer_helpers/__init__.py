@@ -10,7 +10,7 @@ Each module holds one idea; notebooks import what they need from it:
 - augment      batched flips, rotations, zooms and shifts; shift-and-mirror crops
 - audit        blank images and duplicates within and across splits
 - models       SI100FaceNet (optionally with batch norm and dropout), ConvNet 5, ResNet-9,
-               SmallVGG (the shipped best-7class)
+               SmallVGG (the two nets of the shipped best-7class), Ensemble
 - metrics      confusion matrix, precision, recall, F1, the course's print line
 - train        device choice, precision, seeding, the fit loop, validation, predictions
 - recipes      training recipes (the course's, the fast one) and the notebooks' 3-class model

@@ -168,6 +168,71 @@ def load_model(
     return model.to(device).eval(), info
 
 
+def combine_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Write one checkpoint that holds the models of `paths` as an ensemble (models.Ensemble).
+
+    The members must predict the same classes in the same order from the same input
+    (channels and scaling). The ensemble's epochs and epoch times are the sums over its
+    members, so a model card states what training all of them took; extra["members"]
+    keeps where each came from, its epochs, recipe and validation curve. Returns `out`.
+    """
+    if len(paths) < 2:
+        raise FerError(f"an ensemble needs at least 2 checkpoints, got {len(paths)}")
+    members = [load_checkpoint(path) for path in paths]
+    first, first_path = members[0], paths[0]
+    for path, member in zip(paths, members):
+        if member["format"] != FORMAT:
+            raise CheckpointError(
+                f"{path} holds weights only; an ensemble needs checkpoints written by"
+                " `python -m fer_helpers train`, which know their classes and input"
+            )
+        for field in ("class_names", "normalization"):
+            if member[field] != first[field]:
+                raise CheckpointError(
+                    f"{path} has {field} {member[field]} but {first_path} has {first[field]};"
+                    " the members of an ensemble must agree on them"
+                )
+    arch_kwargs = {
+        "num_classes": len(first["class_names"]),
+        "members": [{"arch": m["arch"], "arch_kwargs": m["arch_kwargs"]} for m in members],
+    }
+    state = {
+        f"members.{i}.{key}": value
+        for i, member in enumerate(members)
+        for key, value in member["model_state"].items()
+    }
+    load_weights(build_model("ensemble", **arch_kwargs), state, out)  # fails here, not on load
+    extras = [m.get("extra") or {} for m in members]
+    extra = {key: extras[0][key] for key in ("data",) if key in extras[0]}
+    if len({e.get("threads") for e in extras}) == 1 and "threads" in extras[0]:
+        extra["threads"] = extras[0]["threads"]  # else each member's, below
+    # scored as its first member is (see pretrained.scoring_tta): shipped mode, else its recipe's
+    extra["scoring_tta"] = extras[0].get("scoring_tta", (extras[0].get("recipe") or {}).get("tta"))
+    extra["members"] = [
+        {
+            "source": str(path),
+            "arch": m["arch"],
+            "epoch": m.get("epoch"),
+            "recipe": e.get("recipe") or {},
+            "threads": e.get("threads"),
+            "val_acc": (m.get("history") or {}).get("val_acc", []),
+        }
+        for path, m, e in zip(paths, members, extras)
+    ]
+    seconds = [s for m in members for s in (m.get("history") or {}).get("epoch_seconds", [])]
+    return save_checkpoint(
+        out,
+        arch="ensemble",
+        arch_kwargs=arch_kwargs,
+        class_names=first["class_names"],
+        normalization=first["normalization"],
+        model_state=state,
+        epoch=sum(m.get("epoch") or 0 for m in members),
+        history={"epoch_seconds": seconds},
+        extra=extra,
+    )
+
+
 def _is_state_dict(content: object) -> bool:
     return (
         isinstance(content, dict)

@@ -36,7 +36,7 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--model",
         help="architecture: si100, convnet5 (Report 1), resnet9 (Report 3) or smallvgg "
-        "(the shipped best-7class) "
+        "(the nets of the shipped best-7class) "
         "(default: the recipe's, si100)",
     )
     train.add_argument(
@@ -258,7 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest face side searched, in pixels (default: 30)",
     )
     predict.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
+
+    ensemble = commands.add_parser(
+        "ensemble",
+        help="combine trained checkpoints into one model that averages them",
+        description="Write one checkpoint whose model averages the softmax probabilities "
+        "of the given ones (same classes and input); evaluate, export and predict take it "
+        "like any other.",
+    )
+    ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="2 or more")
+    ensemble.add_argument("--out", required=True, metavar="FILE.pth", help="where to write")
     return parser
+
+
+def run_ensemble(args: argparse.Namespace) -> None:
+    from .checkpoints import combine_checkpoints
+
+    out = combine_checkpoints(args.checkpoints, args.out)
+    print(f"saved {out}: an ensemble of {len(args.checkpoints)} models")
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -438,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": run_bench,
         "export": run_export,
         "predict": run_predict,
+        "ensemble": run_ensemble,
     }
     try:
         runners[args.command](args)

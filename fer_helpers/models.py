@@ -1,4 +1,4 @@
-"""SI100FaceNet (the course's network), ConvNet 5, ResNet-9, SmallVGG, and a registry.
+"""SI100FaceNet (the course's network), ConvNet 5, ResNet-9, SmallVGG, ensembles, and a registry.
 
 The lecture's figure with the kernel sizes was lost, so these are the choices:
 every convolution is 3x3 with padding 1 and stride 1 (it keeps the image size),
@@ -44,6 +44,7 @@ fc2. Neither changes a shape, so the dimension trace above still holds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -243,7 +244,7 @@ class ResNet9(nn.Module):
 
 
 class SmallVGG(nn.Module):
-    """The shipped 7-class model (`best-7class`): a small VGG-style net for 48x48 faces.
+    """A small VGG-style net for 48x48 faces; the shipped `best-7class` averages two of them.
 
     Four stages of two Conv2d 3x3 (padding 1, no bias: batch norm adds one) ->
     BatchNorm2d -> ReLU, each stage ending in MaxPool2d 2 (48 -> 24 -> 12 -> 6 -> 3);
@@ -285,11 +286,39 @@ class SmallVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
+class Ensemble(nn.Module):
+    """Several trained models that vote: the log of the mean of their softmax probabilities.
+
+    members: one {"arch": name, "arch_kwargs": {...}} per model, as checkpoints store
+    them (checkpoints.combine_checkpoints writes an ensemble checkpoint). The output is
+    a log-probability, so softmax of it, as predict and the loss take, gives back the
+    mean probability exactly. Models trained differently (another seed, another
+    augmentation) make partly different mistakes, and the mean cancels some of them.
+    """
+
+    def __init__(self, num_classes: int, members: list[dict]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise FerError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.num_classes = num_classes
+        self.members = nn.ModuleList(build_model(m["arch"], **m["arch_kwargs"]) for m in members)
+        counts = [m["arch_kwargs"].get("num_classes") for m in members]
+        if any(count != num_classes for count in counts):
+            raise FerError(f"ensemble of {num_classes} classes, members for {counts} classes")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the members' mean probability, shape (batch, num_classes)."""
+        log_probs = torch.stack([torch.log_softmax(member(x), dim=1) for member in self.members])
+        # log(mean(p)) computed as logsumexp(log p) - log n, which never takes log(0)
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "si100": SI100FaceNet,
     "convnet5": ConvNet5,
     "resnet9": ResNet9,
     "smallvgg": SmallVGG,
+    "ensemble": Ensemble,
 }
 """Models by the name checkpoints store. DACL (fer_helpers.dacl.DACLNet) is apart: it
 returns (scores, features, attention) and trains with its own loss."""

@@ -112,16 +112,12 @@ def write_model_card(
     summary is metrics.summarize() on the validation split, with the model's
     scoring_tta (the per-epoch curve is what training saw: the recipe's).
     """
-    recipe = (info.get("extra") or {}).get("recipe", {})
-    history = info.get("history") or {}
     rows = "\n".join(
         f"| {name} | {row['support']} | {row['precision']:.1%} | {row['recall']:.1%}"
         f" | {row['f1']:.1%} |"
         for name, row in summary["per_class"].items()
     )
     faces = sum(row["support"] for row in summary["per_class"].values())
-    accs = history.get("val_acc", [])
-    curve = ", ".join(f"{a:.1%}" for a in accs)
     size = resolve_weights(name).stat().st_size / 1e6
     text = f"""# Model card: `{name}`
 
@@ -140,7 +136,7 @@ def write_model_card(
 {command}
 ```
 
-Recipe: `{json.dumps(recipe)}`
+{_recipes_text(info)}
 
 {info.get("epoch", "?")} epochs in {train_seconds / 60:.1f} minutes on {machine}.
 {note}
@@ -154,14 +150,48 @@ Accuracy **{summary["accuracy"]:.2%}**, balanced accuracy **{summary["balanced_a
 |---|---:|---:|---:|---:|
 {rows}
 
-Validation accuracy after each epoch, as training measured it (test-time augmentation:
-{TTA_WORDS[tta_mode(recipe.get("tta"))]}; in bfloat16 if the recipe trained so): {curve}.
+{_curves_text(info)}
 
 Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DIR`.
 """
     path = model_card_path(name)
     path.write_text(text)
     return path
+
+
+def _runs(info: dict) -> list[dict]:
+    """The training runs behind a model: its own, or one per member of an ensemble."""
+    extra = info.get("extra") or {}
+    if "members" in extra:
+        return extra["members"]
+    history = info.get("history") or {}
+    return [{"recipe": extra.get("recipe", {}), "val_acc": history.get("val_acc", [])}]
+
+
+def _recipes_text(info: dict) -> str:
+    runs = _runs(info)
+    if len(runs) == 1:
+        return f"Recipe: `{json.dumps(runs[0]['recipe'])}`"
+    lines = [f"An ensemble of {len(runs)} models (the mean of their probabilities):", ""]
+    lines += [
+        f"{i}. `{run['source']}`, `{run['arch']}`, {run['epoch']} epochs, recipe "
+        f"`{json.dumps(run['recipe'])}`"
+        for i, run in enumerate(runs, 1)
+    ]
+    return "\n".join(lines)
+
+
+def _curves_text(info: dict) -> str:
+    runs, lines = _runs(info), []
+    for i, run in enumerate(runs, 1):
+        whose = f" of model {i}" if len(runs) > 1 else ""
+        curve = ", ".join(f"{a:.1%}" for a in run.get("val_acc", []))
+        lines.append(
+            f"Validation accuracy{whose} after each epoch, as training measured it "
+            f"(test-time augmentation: {TTA_WORDS[tta_mode((run['recipe'] or {}).get('tta'))]};"
+            f" in bfloat16 if the recipe trained so): {curve}."
+        )
+    return "\n\n".join(lines)
 
 
 def publish(
@@ -192,7 +222,11 @@ def publish(
     y_true, y_pred, _ = predict(model, FaceLoader(validation, 256), "cpu", tta=scoring_tta(info))
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
-    threads = (info.get("extra") or {}).get("threads", torch.get_num_threads())  # training's
+    extra = info.get("extra") or {}
+    threads = extra.get("threads", torch.get_num_threads())  # training's
     machine = f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads > 1)}"
+    if "members" in extra and "threads" not in extra:  # an ensemble of runs with other threads
+        counts = " and ".join(str(m.get("threads") or "?") for m in extra["members"])
+        machine = f"{platform.processor() or platform.machine()}, {counts} threads (in model order)"
     write_model_card(name, info, summary, command, seconds, machine, note)
     return summary

@@ -10,6 +10,7 @@ import torch
 from fer_helpers.checkpoints import (
     FORMAT,
     LEGACY_FORMAT,
+    combine_checkpoints,
     load_checkpoint,
     load_model,
     make_meta,
@@ -211,3 +212,38 @@ def test_weights_that_do_not_fit_the_architecture_are_reported(tmp_path: Path) -
     save_checkpoint(path, **meta, model_state=small_model().state_dict())  # ... holds 16
     with pytest.raises(CheckpointError, match=r"model\.pth do not fit SI100FaceNet"):
         load_model(path)
+
+
+def test_an_ensemble_checkpoint_averages_its_members_probabilities(tmp_path: Path) -> None:
+    history = {"epoch_seconds": [1.0, 2.0], "val_acc": [0.4, 0.5]}
+    a = save_small(tmp_path / "a.pth", seed=1, epoch=2, history=history, extra={"threads": 1})
+    b = save_small(
+        tmp_path / "b.pth", seed=2, epoch=3, history={"epoch_seconds": [4.0]}, extra={"threads": 2}
+    )
+    out = combine_checkpoints([tmp_path / "a.pth", tmp_path / "b.pth"], tmp_path / "ab.pth")
+    model, info = load_model(out, class_names=COURSE_CLASSES)
+    x = torch.randn(5, 3, 16, 16)
+    mean = (torch.softmax(a.eval()(x), 1) + torch.softmax(b.eval()(x), 1)) / 2
+    with torch.no_grad():
+        assert torch.allclose(torch.softmax(model(x), 1), mean, atol=1e-6)
+        assert torch.allclose(model(x).exp().sum(1), torch.ones(5))  # log-probabilities
+        assert not torch.allclose(mean, torch.softmax(a(x), 1), atol=1e-3)  # members differ
+    assert info["arch"] == "ensemble" and info["epoch"] == 5
+    assert info["history"]["epoch_seconds"] == [1.0, 2.0, 4.0]  # the card's time: all runs
+    members = info["extra"]["members"]
+    assert [m["source"] for m in members] == [str(tmp_path / "a.pth"), str(tmp_path / "b.pth")]
+    assert members[0]["val_acc"] == [0.4, 0.5] and members[1]["val_acc"] == []
+    assert "threads" not in info["extra"] and [m["threads"] for m in members] == [1, 2]
+
+
+def test_an_ensemble_refuses_members_that_disagree(tmp_path: Path) -> None:
+    save_small(tmp_path / "a.pth")
+    save_small(tmp_path / "other.pth", class_names=("happy", "sad", "neutral"))
+    torch.save(small_model().state_dict(), tmp_path / "plain.pth")
+    with pytest.raises(CheckpointError, match=r"other\.pth has class_names .*must agree"):
+        combine_checkpoints([tmp_path / "a.pth", tmp_path / "other.pth"], tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match=r"plain\.pth holds weights only"):
+        combine_checkpoints([tmp_path / "a.pth", tmp_path / "plain.pth"], tmp_path / "x.pth")
+    with pytest.raises(FerError, match="at least 2"):
+        combine_checkpoints([tmp_path / "a.pth"], tmp_path / "x.pth")
+    assert not (tmp_path / "x.pth").exists()

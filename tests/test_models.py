@@ -171,3 +171,17 @@ def test_smallvgg_documented_size_and_dropout() -> None:
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.5]
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 8 and all(conv.bias is None for conv in convs)
+
+
+def test_an_ensemble_returns_the_log_of_its_members_mean_probability() -> None:
+    member = {"arch": "smallvgg", "arch_kwargs": {"num_classes": 7, "width": 4}}
+    torch.manual_seed(0)
+    ensemble = build_model("ensemble", num_classes=7, members=[member, member, member]).eval()
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        probs = torch.stack([torch.softmax(m(x), 1) for m in ensemble.members]).mean(0)
+        assert torch.allclose(ensemble(x), probs.log(), atol=1e-6)
+    with pytest.raises(FerError, match="at least 2 members"):
+        build_model("ensemble", num_classes=7, members=[member])
+    with pytest.raises(FerError, match=r"members for \[7, 7\] classes"):
+        build_model("ensemble", num_classes=3, members=[member, member])

@@ -172,3 +172,30 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{photo}: face 1 at")
     assert lines[0].split(": ")[-1].split()[0] in EMOTIONS  # "...: fear 31.2%"
+
+
+def test_an_ensemble_ships_with_a_card_for_every_member(
+    trained, tiny, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("FER_TINY", "1")  # evaluate's synthetic faces: the tiny set scored here
+    other = tmp_path / "other.pth"
+    recipe = dataclasses.replace(FAST, epochs=2, batch_size=8, augment="flip")
+    train_with_recipe(recipe, tiny, other, seed=7, device="cpu", **QUIET)
+    both = tmp_path / "both.pth"
+    assert main(["ensemble", str(trained), str(other), "--out", str(both)]) == 0
+    assert main(["ensemble", str(trained), "--out", str(both)]) == 2  # one is no ensemble
+    assert "at least 2" in capsys.readouterr().err
+    summary = pretrained.publish(both, "si100-3class", tiny, "train A; train B; ensemble A B")
+    model, info = pretrained.load_pretrained("si100-3class")
+    assert info["arch"] == "ensemble" and len(model.members) == 2 and info["epoch"] == 3
+    card = pretrained.model_card_path("si100-3class").read_text()
+    assert "An ensemble of 2 models" in card
+    assert f"`{trained}`, `si100`, 1 epochs" in card and f"`{other}`, `si100`, 2 epochs" in card
+    assert '"augment": "flip"' in card and "Validation accuracy of model 2 after" in card
+    minutes = sum(info["history"]["epoch_seconds"]) / 60
+    assert f"3 epochs in {minutes:.1f} minutes" in card  # both runs' training time
+    assert main(["evaluate", "--weights", "si100-3class", "--data", "synthetic", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(summary["accuracy"]) and report["tta"] == "flip"
+    onnx_path = tmp_path / "both.onnx"
+    assert main(["export", "--weights", "si100-3class", "--out", str(onnx_path)]) == 0
