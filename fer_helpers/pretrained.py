@@ -223,10 +223,12 @@ def publish(
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
     extra = info.get("extra") or {}
-    threads = extra.get("threads", torch.get_num_threads())  # training's
-    machine = f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads > 1)}"
-    if "members" in extra and "threads" not in extra:  # an ensemble of runs with other threads
+    cpu, threads = platform.processor() or platform.machine(), extra.get("threads")
+    if "members" in extra and threads is None:  # an ensemble of runs with other thread counts
         counts = " and ".join(str(m.get("threads") or "?") for m in extra["members"])
-        machine = f"{platform.processor() or platform.machine()}, {counts} threads (in model order)"
+        machine = f"{cpu}, {counts} threads (in model order)"
+    else:
+        threads = threads or torch.get_num_threads()  # training's, if it recorded them
+        machine = f"{cpu}, {threads} thread{'s' * (threads > 1)}"
     write_model_card(name, info, summary, command, seconds, machine, note)
     return summary

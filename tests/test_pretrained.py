@@ -185,6 +185,8 @@ def test_an_ensemble_ships_with_a_card_for_every_member(
     assert main(["ensemble", str(trained), str(other), "--out", str(both)]) == 0
     assert main(["ensemble", str(trained), "--out", str(both)]) == 2  # one is no ensemble
     assert "at least 2" in capsys.readouterr().err
+    assert main(["train", "--model", "ensemble", "--out", str(tmp_path / "e.pth")]) == 2
+    assert "fer_helpers ensemble A.pth B.pth" in capsys.readouterr().err  # how to make one
     summary = pretrained.publish(both, "si100-3class", tiny, "train A; train B; ensemble A B")
     model, info = pretrained.load_pretrained("si100-3class")
     assert info["arch"] == "ensemble" and len(model.members) == 2 and info["epoch"] == 3
