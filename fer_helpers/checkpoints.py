@@ -202,12 +202,12 @@ def combine_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
         for key, value in member["model_state"].items()
     }
     load_weights(build_model("ensemble", **arch_kwargs), state, out)  # fails here, not on load
+    from .pretrained import scoring_tta  # here: pretrained imports this module
+
     extras = [m.get("extra") or {} for m in members]
-    extra = {key: extras[0][key] for key in ("data",) if key in extras[0]}
+    extra = {"data": extras[0].get("data", "?"), "scoring_tta": scoring_tta(first)}
     if len({e.get("threads") for e in extras}) == 1 and "threads" in extras[0]:
         extra["threads"] = extras[0]["threads"]  # else each member's, below
-    # scored as its first member is (see pretrained.scoring_tta): shipped mode, else its recipe's
-    extra["scoring_tta"] = extras[0].get("scoring_tta", (extras[0].get("recipe") or {}).get("tta"))
     extra["members"] = [
         {
             "source": str(path),

@@ -123,11 +123,6 @@ def recipe_from_args(args: argparse.Namespace):  # -> recipes.TrainRecipe
         "tta",
     ]
     changes = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
-    if args.model == "ensemble":
-        raise FerError(
-            "--model ensemble: an ensemble is not trained as one model; train each member, "
-            "then combine them: python -m fer_helpers ensemble A.pth B.pth --out FILE.pth"
-        )
     if args.model is not None:
         changes["arch"] = args.model
     recipe = replace(get_recipe(args.recipe), **changes)

@@ -72,6 +72,13 @@ class TrainRecipe:
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
     tta: bool = False  # validate on each face and its mirror image
 
+    def __post_init__(self) -> None:
+        if self.arch == "ensemble":  # models.Ensemble holds trained models; nothing to train
+            raise FerError(
+                "an ensemble is not trained as one model; train each member, then combine "
+                "them: python -m fer_helpers ensemble A.pth B.pth --out FILE.pth"
+            )
+
     def model_kwargs(self) -> dict:
         """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs)."""
         kwargs: dict = {"in_channels": self.channels}

@@ -12,7 +12,7 @@ from fer_helpers import paths, pretrained
 from fer_helpers.checkpoints import load_checkpoint
 from fer_helpers.cli import main
 from fer_helpers.data import FaceLoader, load_synthetic
-from fer_helpers.errors import CheckpointError
+from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.faces import sample_photo_path
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
@@ -187,6 +187,8 @@ def test_an_ensemble_ships_with_a_card_for_every_member(
     assert "at least 2" in capsys.readouterr().err
     assert main(["train", "--model", "ensemble", "--out", str(tmp_path / "e.pth")]) == 2
     assert "fer_helpers ensemble A.pth B.pth" in capsys.readouterr().err  # how to make one
+    with pytest.raises(FerError, match="not trained as one model"):  # nor in the library
+        dataclasses.replace(FAST, arch="ensemble")
     summary = pretrained.publish(both, "si100-3class", tiny, "train A; train B; ensemble A B")
     model, info = pretrained.load_pretrained("si100-3class")
     assert info["arch"] == "ensemble" and len(model.members) == 2 and info["epoch"] == 3
