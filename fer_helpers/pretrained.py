@@ -138,7 +138,7 @@ def write_model_card(
 
 {_recipes_text(info)}
 
-{info.get("epoch", "?")} epochs in {train_seconds / 60:.1f} minutes on {machine}.
+{_epochs(info.get("epoch", "?"))} in {train_seconds / 60:.1f} minutes on {machine}.
 {note}
 
 ## Validation (FER2013 PublicTest, {faces} faces)
@@ -159,6 +159,10 @@ Reproduce the scores: `python -m fer_helpers evaluate --weights {name} --data DI
     return path
 
 
+def _epochs(count: object) -> str:
+    return "1 epoch" if count == 1 else f"{count} epochs"
+
+
 def _runs(info: dict) -> list[dict]:
     """The training runs behind a model: its own, or one per member of an ensemble."""
     extra = info.get("extra") or {}
@@ -174,7 +178,7 @@ def _recipes_text(info: dict) -> str:
         return f"Recipe: `{json.dumps(runs[0]['recipe'])}`"
     lines = [f"An ensemble of {len(runs)} models (the mean of their probabilities):", ""]
     lines += [
-        f"{i}. `{run['source']}`, `{run['arch']}`, {run['epoch']} epochs, recipe "
+        f"{i}. `{run['source']}`, `{run['arch']}`, {_epochs(run['epoch'])}, recipe "
         f"`{json.dumps(run['recipe'])}`"
         for i, run in enumerate(runs, 1)
     ]

@@ -194,7 +194,7 @@ def test_an_ensemble_ships_with_a_card_for_every_member(
     assert info["arch"] == "ensemble" and len(model.members) == 2 and info["epoch"] == 3
     card = pretrained.model_card_path("si100-3class").read_text()
     assert "An ensemble of 2 models" in card
-    assert f"`{trained}`, `si100`, 1 epochs" in card and f"`{other}`, `si100`, 2 epochs" in card
+    assert f"`{trained}`, `si100`, 1 epoch," in card and f"`{other}`, `si100`, 2 epochs" in card
     assert '"augment": "flip"' in card and "Validation accuracy of model 2 after" in card
     minutes = sum(info["history"]["epoch_seconds"]) / 60
     assert f"3 epochs in {minutes:.1f} minutes" in card  # both runs' training time
