@@ -300,11 +300,11 @@ class Ensemble(nn.Module):
         super().__init__()
         if len(members) < 2:
             raise FerError(f"an ensemble needs at least 2 members, got {len(members)}")
+        counts = [m["arch_kwargs"].get("num_classes") for m in members]
+        if any(count != num_classes for count in counts):  # before building any member
+            raise FerError(f"ensemble of {num_classes} classes, members for {counts} classes")
         self.num_classes = num_classes
         self.members = nn.ModuleList(build_model(m["arch"], **m["arch_kwargs"]) for m in members)
-        counts = [m["arch_kwargs"].get("num_classes") for m in members]
-        if any(count != num_classes for count in counts):
-            raise FerError(f"ensemble of {num_classes} classes, members for {counts} classes")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the members' mean probability, shape (batch, num_classes)."""
