@@ -65,6 +65,14 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         choices=["cpu", "cuda", "mps"],
         help="force a device (default: CUDA, then MPS, then CPU)",
     )
+    train.add_argument(
+        "--validate-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="validate after every Nth epoch and the last (default: 1); a larger N saves "
+        "time on long runs and trains the same weights",
+    )
     recipe = train.add_argument_group("recipe settings (default: the recipe's)")
     recipe.add_argument("--epochs", type=int, help=f"epochs (fast: {FAST.epochs})")
     recipe.add_argument("--batch-size", type=int, help=f"batch size (fast: {FAST.batch_size})")
@@ -374,6 +382,8 @@ def run_train(args: argparse.Namespace) -> None:
     from .train import choose_device
 
     recipe = recipe_from_args(args)
+    if args.validate_every < 1:
+        raise FerError("--validate-every must be at least 1")
     device = distributed.start(args.device or choose_device().type) or choose_device(args.device)
     main = distributed.is_main()
     try:
@@ -389,6 +399,7 @@ def run_train(args: argparse.Namespace) -> None:
             device=device,
             resume=args.resume,
             clean=args.clean,
+            validate_every=args.validate_every,
         )
         if distributed.world()[1] > 1:
             _check_ranks_agree(model, main)

@@ -13,6 +13,7 @@ name is taken as a path to a checkpoint of your own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -189,11 +190,12 @@ def _curves_text(info: dict) -> str:
     runs, lines = _runs(info), []
     for i, run in enumerate(runs, 1):
         whose = f" of model {i}" if len(runs) > 1 else ""
-        curve = ", ".join(f"{a:.1%}" for a in run.get("val_acc", []))
+        curve = ", ".join("–" if math.isnan(a) else f"{a:.1%}" for a in run.get("val_acc", []))
         lines.append(
             f"Validation accuracy{whose} after each epoch, as training measured it "
             f"(test-time augmentation: {TTA_WORDS[tta_mode((run['recipe'] or {}).get('tta'))]};"
             f" in bfloat16 if the recipe trained so): {curve}."
+            + (" (–: not validated after that epoch.)" if "–" in curve else "")
         )
     return "\n\n".join(lines)
 

@@ -184,6 +184,7 @@ def fit(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     precision: str = "fp32",
     tta: bool | str = False,
+    validate_every: int = 1,
 ) -> dict[str, list[float]]:
     """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
 
@@ -195,11 +196,15 @@ def fit(
     scheduler is stepped after every batch (OneCycleLR counts batches);
     precision is "fp32", "bf16" or "auto" (see resolve_precision); tta=True
     validates on each face and its mirror image, averaging the two.
+    validate_every=N validates after every Nth epoch and after the last one only (the
+    other epochs' validation entries are NaN): long runs save the time; training is the same.
     In a torchrun process group, every process trains its share of the batches
     and only the first one logs and writes the checkpoint.
     """
     if checkpoint_path is not None and checkpoint_meta is None:
         raise FerError("fit(checkpoint_path=...) needs checkpoint_meta=make_meta(arch, classes)")
+    if validate_every < 1:
+        raise FerError(f"validate_every must be at least 1, not {validate_every}")
     device = choose_device() if device is None else torch.device(device)
     precision = resolve_precision(precision, device)
     model.to(device)
@@ -251,7 +256,7 @@ def fit(
         )
         sync_buffers(model)  # batch-norm statistics: every process keeps the first one's
         val = {"loss": math.nan, "accuracy": math.nan, "balanced_accuracy": math.nan}
-        if val_loader is not None:
+        if val_loader is not None and ((epoch + 1) % validate_every == 0 or epoch + 1 == epochs):
             val = validate(model, val_loader, loss_fn, device, precision=precision, tta=tta)
         seconds = time.perf_counter() - began
         values = (

@@ -46,6 +46,10 @@ def test_synthetic_info_says_so_and_keeps_stdout_json(capsys):
             "unknown class name 'joy'",
         ),
         (["evaluate", "--weights", "/no/such/file.pth", "--data", "synthetic"], "file.pth"),
+        (
+            ["train", "--data", "synthetic", "--epochs", "1", "--validate-every", "0"],
+            "--validate-every must be at least 1",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_non_zero(capsys, argv, message):
@@ -69,10 +73,15 @@ def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
         "--schedule",
         "constant",
     ]
-    assert run_cli(capsys, "train", "--epochs", "1", *common)[0] == 0
-    status, log, _ = run_cli(capsys, "train", "--epochs", "2", "--resume", *common)
+    status, log, _ = run_cli(capsys, "train", "--epochs", "1", *common)
+    assert status == 0 and "Epoch 1/1 done" in log and "val acc" in log
+    status, log, _ = run_cli(
+        capsys, "train", "--epochs", "3", "--resume", "--validate-every", "5", *common
+    )
     assert status == 0 and "Resuming from" in log
-    assert "Epoch 2/2 done" in log and "Epoch 1/2 done" not in log  # only the missing epoch
+    assert "Epoch 1/3 done" not in log  # only the missing epochs
+    epoch2, epoch3 = (line for line in log.splitlines() if " done: " in line)
+    assert "val acc" not in epoch2 and "val acc" in epoch3  # the last epoch is validated
     status, report, _ = run_cli(
         capsys, "evaluate", "--weights", str(out), "--data", "synthetic", "--json"
     )

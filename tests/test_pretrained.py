@@ -203,3 +203,12 @@ def test_an_ensemble_ships_with_a_card_for_every_member(
     assert report["accuracy"] == pytest.approx(summary["accuracy"]) and report["tta"] == "flip"
     onnx_path = tmp_path / "both.onnx"
     assert main(["export", "--weights", "si100-3class", "--out", str(onnx_path)]) == 0
+
+
+def test_the_card_marks_epochs_that_were_not_validated():
+    info = {"history": {"val_acc": [float("nan"), 0.625]}, "extra": {"recipe": {"tta": True}}}
+    text = pretrained._curves_text(info)
+    assert "–, 62.5%." in text and "not validated" in text and "nan" not in text
+    info["history"]["val_acc"] = [0.5, 0.625]
+    assert "50.0%, 62.5%." in pretrained._curves_text(info)
+    assert "not validated" not in pretrained._curves_text(info)

@@ -235,6 +235,17 @@ def test_without_validation_data_the_val_history_is_nan() -> None:
     assert 0.0 <= history["train_acc"][0] <= 1.0
 
 
+def test_validate_every_skips_epochs_but_not_the_last_and_trains_the_same_weights() -> None:
+    val_loader = ShufflingLoader(*fake_images(n=20, seed=5), 8, 0)
+    every, history = train_small(epochs=3, val_loader=val_loader)
+    sparse, sparse_history = train_small(epochs=3, val_loader=val_loader, validate_every=2)
+    assert same_weights(every, sparse)  # validation does not touch training
+    assert math.isnan(sparse_history["val_acc"][0]) and math.isnan(sparse_history["val_loss"][0])
+    assert sparse_history["val_acc"][1:] == history["val_acc"][1:]  # epoch 2, and the last
+    with pytest.raises(FerError, match="validate_every must be at least 1"):
+        train_small(epochs=1, validate_every=0)
+
+
 def test_fit_learns_an_easy_task() -> None:
     # Class = which third of the image is bright: a CNN must get this right quickly.
     x = -torch.ones(48, 3, SIDE, SIDE)
