@@ -77,9 +77,7 @@ class Recipe:
         return values
 
 
-def build_contender(
-    name: str, num_classes: int = len(EMOTIONS), channels: int = 1
-) -> nn.Module:
+def build_contender(name: str, num_classes: int = len(EMOTIONS), channels: int = 1) -> nn.Module:
     """A fresh, untrained contender: "si100", "convnet5", "resnet9" or "dacl"."""
     if name not in CONTENDERS:
         raise FerError(f"unknown contender {name!r}: expected one of {', '.join(CONTENDERS)}")
@@ -338,4 +336,3 @@ def _load_state(model: nn.Module, state: dict, path: Path) -> None:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(f"{path} does not fit this model: {error}") from error
-

@@ -53,8 +53,7 @@ def check_conv_flops(conv_flops: Callable[[int, int, int, int, int], int]) -> No
         elif got == 2 * c_in * c_out * kernel * kernel:
             hint = "one filter position gives one output value: multiply by h_out * w_out"
         raise ExerciseError(
-            f"conv_flops{case} should be {expected:,} ({macs:,} multiply-adds), got {got:,}: "
-            f"{hint}"
+            f"conv_flops{case} should be {expected:,} ({macs:,} multiply-adds), got {got:,}: {hint}"
         )
     passed("conv_flops", len(FLOP_CASES))
 
