@@ -27,7 +27,7 @@ from .train import TTA_WORDS, tta_mode
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
     "si100-3class": "SI100FaceNet (batch norm) on happy / neutral / sad, fast recipe",
-    "best-7class": "the best 7-class model the project trains within 2 hours on a 2-core CPU",
+    "best-7class": "the best 7-class model the project trained within 2 hours on a 2-core CPU",
 }
 
 

@@ -223,6 +223,7 @@ def train_with_recipe(
         "seed": seed,
         "processes": world_size,
         "threads": torch.get_num_threads(),  # per process, for the model card
+        "validate_every": fit_kwargs.get("validate_every", 1),
     }
     fit_kwargs.setdefault("log_every", log_every(train_loader))
     history = fit(
@@ -352,9 +353,13 @@ def _recipe_of(checkpoint: dict) -> dict | None:
 
 
 def _finished(checkpoint: dict, recipe: TrainRecipe) -> bool:
-    """True for a complete run of exactly this recipe on the course's classes."""
+    """True for a complete run of exactly this recipe on the course's classes.
+
+    Notebook 04 plots every epoch's validation scores, so a run that skipped some does not count.
+    """
     return (
         _recipe_of(checkpoint) == asdict(recipe)
+        and (checkpoint.get("extra") or {}).get("validate_every", 1) == 1
         and checkpoint.get("epoch", 0) >= recipe.epochs
         and checkpoint.get("class_names") == list(COURSE_CLASSES)
     )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import LAYOUTS
 
 from fer_helpers.cli import main
@@ -76,12 +77,14 @@ def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
     status, log, _ = run_cli(capsys, "train", "--epochs", "1", *common)
     assert status == 0 and "Epoch 1/1 done" in log and "val acc" in log
     status, log, _ = run_cli(
-        capsys, "train", "--epochs", "3", "--resume", "--validate-every", "5", *common
+        capsys, "train", "--epochs", "5", "--resume", "--validate-every", "2", *common
     )
     assert status == 0 and "Resuming from" in log
-    assert "Epoch 1/3 done" not in log  # only the missing epochs
-    epoch2, epoch3 = (line for line in log.splitlines() if " done: " in line)
-    assert "val acc" not in epoch2 and "val acc" in epoch3  # the last epoch is validated
+    assert "Epoch 1/5 done" not in log  # only the missing epochs
+    done = [line for line in log.splitlines() if " done: " in line]
+    # Every 2nd epoch of the whole run, not of the resumed part, and the last one.
+    assert ["val acc" in line for line in done] == [True, False, True, True]
+    assert torch.load(out, weights_only=True)["extra"]["validate_every"] == 2
     status, report, _ = run_cli(
         capsys, "evaluate", "--weights", str(out), "--data", "synthetic", "--json"
     )

@@ -124,6 +124,13 @@ def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, m
         assert torch.equal(tensor, saved["model_state"][name])
 
 
+def test_a_run_that_skipped_validations_is_not_notebook_04s(tiny):
+    _, info = train_course_model(tiny)
+    assert recipes._finished(info, recipes._course_recipe(tiny))
+    info["extra"]["validate_every"] = 2  # notebook 04 plots every epoch's validation
+    assert not recipes._finished(info, recipes._course_recipe(tiny))
+
+
 def test_a_run_of_another_recipe_is_trained_again(tiny):
     _, course_info = train_course_model(tiny, "course")
     assert course_info["extra"]["recipe"]["name"] == "course"
