@@ -7,7 +7,10 @@ written once. Keys are the notebooks' file names without `.ipynb`.
 The times are measured, one run each, on the project's machine (2 CPU cores,
 no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
 course` for 01-06, then `python3 tasks.py notebook NN` for 07-11; 04, 05, 09 and
-10 again with the fast recipe (README, "The series on full FER2013"); 06's last
+10 again, one by one, with the fast recipe of 2026-11-23 (one gray channel, mirrored
+faces) on that day's machine, an AMD EPYC without bfloat16 instructions, where the
+fast recipe's epochs take about three times as long (README, "The series on full
+FER2013"); 06's last
 section, scoring the shipped best-7class and each of its two nets, was added later
 and timed on its own (its cell in `python3 tasks.py notebook 06`, the 7-class models
 already trained: 39 s). A laptop
@@ -70,7 +73,7 @@ LESSONS: tuple[Lesson, ...] = (
         "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; the "
         "course's recipe and the fast one side by side; `train_course_model` with its log "
         "lines; training curves with balanced accuracy, and overfitting; `face_expression.pth`",
-        175,
+        456,
     ),
     Lesson(
         "05_evaluate",
@@ -78,7 +81,7 @@ LESSONS: tuple[Lesson, ...] = (
         'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
         "weighted recall, F1), in the course's print format, checked against scikit-learn; "
         "balanced accuracy; mirror test-time augmentation",
-        60,
+        72,
     ),
     Lesson(
         "06_seven_classes_and_imbalance",
@@ -107,13 +110,13 @@ LESSONS: tuple[Lesson, ...] = (
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
         "graph in netron; every block with its parameters and shapes; batch norm folded into "
         "the convolutions",
-        26,
+        23,
     ),
     Lesson(
         "10_faces_in_photos",
         "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
         "with probabilities; your own photo (upload box) or webcam",
-        15,
+        16,
     ),
     Lesson(
         "11_model_comparison",

@@ -60,11 +60,13 @@ def export_onnx(
     model: nn.Module,
     path: str | Path,
     input_size: int = 48,
-    channels: int = 3,
+    channels: int | None = None,
     opset: int | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Path:
     """Write `model` as an ONNX file that takes images (batch, channels, size, size).
+
+    channels: default, what the model's first convolution takes (1 or 3).
 
     The batch size stays free (any batch works), the model is exported in eval
     mode from a CPU copy (the model you pass is left as it was), class names go
@@ -72,6 +74,8 @@ def export_onnx(
     ONNX operator-set version (default: the exporter's recommended one).
     """
     model = _cpu_copy(model)
+    if channels is None:
+        channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
     # An example batch of 2: torch.export would take a batch of 1 as a fixed size.
     example = torch.zeros(2, channels, input_size, input_size)
     with _quiet_loggers("onnxscript", "onnx_ir"):

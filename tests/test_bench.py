@@ -111,6 +111,43 @@ def test_bench_ratios_say_how_many_times_better_the_fast_recipe_is():
     }
     fast["time_to_target_seconds"] = None  # not reached: no ratio
     assert "time_to_target" not in bench_ratios(course, fast)
+    assert "time_to_target_at_least" not in bench_ratios(course, fast)
+
+
+def test_a_course_that_never_reaches_the_target_gives_a_lower_bound_on_the_ratio():
+    speeds = {
+        "train_images_per_second": 1.0,
+        "inference_images_per_second": 1.0,
+        "ms_per_face": 1.0,
+        "peak_memory_mb": 1.0,
+    }
+    course = {**speeds, "time_to_target_seconds": None, "epochs": {"seconds": [250.0, 2500.0]}}
+    fast = {**speeds, "time_to_target_seconds": 500.0, "epochs": {"seconds": [250.0, 500.0]}}
+    ratios = bench_ratios(course, fast)
+    assert ratios["time_to_target_at_least"] == 5.0 and "time_to_target" not in ratios
+    fast["time_to_target_seconds"] = None  # neither reached it: nothing to compare
+    assert "time_to_target_at_least" not in bench_ratios(course, fast)
+    course["time_to_target_seconds"] = 1000.0  # reached: an exact ratio, no bound
+    fast["time_to_target_seconds"] = 500.0
+    ratios = bench_ratios(course, fast)
+    assert ratios["time_to_target"] == 2.0 and "time_to_target_at_least" not in ratios
+    for run, accs in ((course, [0.6, 0.7]), (fast, [0.65, 0.72])):
+        run["epochs"].update(val_acc=accs, val_bal_acc=accs)
+    course["time_to_target_seconds"] = None
+    results = {
+        "course": {**course, "pipeline": "c"},
+        "fast": {**fast, "pipeline": "f", "precision": "fp32"},
+        "ratios": bench_ratios(course, fast),
+        "data": "synthetic",
+        "tiny": True,
+        "mode": "full",
+        "threads": 2,
+        "torch": "x",
+        "target_accuracy": 0.71,
+    }
+    text = format_bench(results)
+    assert "> 2500 s" in text and "> 5.00x" in text
+    assert "did not reach 71% in its 2 epochs" in text
 
 
 def test_the_reference_is_the_target_or_the_courses_best_when_it_falls_short():

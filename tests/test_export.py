@@ -235,3 +235,14 @@ def test_batch_norm_is_folded_into_the_convolutions_which_keep_their_names(tmp_p
     np.testing.assert_allclose(weights["conv1.bias"], shifted, atol=1e-6)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, SIDE, SIDE)).astype(np.float32)
     np.testing.assert_allclose(onnx_outputs(path, x), pytorch_scores(model, x), atol=TOLERANCE)
+
+
+def test_the_input_channels_default_to_what_the_models_first_convolution_takes(tmp_path):
+    # The fast recipe's network reads 1 gray channel; the course's reads 3 copies.
+    for channels in (1, 3):
+        model = SI100FaceNet(hidden=16, input_size=SIDE, in_channels=channels).eval()
+        path = export_onnx(model, tmp_path / f"c{channels}.onnx", SIDE)
+        dims = check_onnx(path).graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_value for d in dims[1:]] == [channels, SIDE, SIDE]
+        x = np.random.default_rng(0).uniform(-1, 1, (2, channels, SIDE, SIDE)).astype(np.float32)
+        np.testing.assert_allclose(onnx_outputs(path, x), pytorch_scores(model, x), atol=TOLERANCE)

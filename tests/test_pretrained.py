@@ -69,7 +69,7 @@ def test_shipped_weights_are_float16_without_optimizer_and_predict_alike(trained
     model, info = pretrained.load_pretrained("si100-3class")
     original, _ = pretrained.load_pretrained(trained)
     assert info["class_names"] == list(COURSE_CLASSES)
-    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES), 64)
+    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES, channels=FAST.channels), 64)
     _, y_half, p_half = predict(model, loader)
     _, y_full, p_full = predict(original, loader)
     assert abs(p_half - p_full).max() < 1e-2  # float16 rounding only
@@ -85,7 +85,7 @@ def test_the_model_card_holds_data_recipe_command_time_and_scores(trained, tiny)
         torch.set_num_threads(trained_with)
     card = pretrained.model_card_path("si100-3class").read_text()
     model, info = pretrained.load_pretrained("si100-3class")
-    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES), 64)
+    loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES, channels=FAST.channels), 64)
     y_true, y_pred, _ = predict(model, loader, tta=True)  # the fast recipe validates with TTA
     assert summary == summarize(y_true, y_pred, COURSE_CLASSES)
     assert command in card and json.dumps(info["extra"]["recipe"]) in card
@@ -212,3 +212,24 @@ def test_the_card_marks_epochs_that_were_not_validated():
     info["history"]["val_acc"] = [0.5, 0.625]
     assert "50.0%, 62.5%." in pretrained._curves_text(info)
     assert "not validated" not in pretrained._curves_text(info)
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.SHIPPED))
+def test_the_cards_train_commands_rebuild_the_recipes_the_shipped_weights_record(name):
+    # A change of the fast recipe's defaults must not silently change what a card's
+    # command trains: each command, parsed by the CLI, gives the recipe in the file.
+    import shlex
+
+    from fer_helpers import cli
+
+    card = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text(encoding="utf-8")
+    prefix = "python -m fer_helpers train "
+    commands = [line for line in card.splitlines() if line.startswith(prefix)]
+    parser = cli.build_parser()
+    from_card = [
+        dataclasses.asdict(cli.recipe_from_args(parser.parse_args(shlex.split(c)[3:])))
+        for c in commands
+    ]
+    extra = load_checkpoint(pretrained.resolve_weights(name))["extra"]
+    recorded = [m["recipe"] for m in extra["members"]] if "members" in extra else [extra["recipe"]]
+    assert commands and from_card == recorded
