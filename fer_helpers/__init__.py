@@ -12,6 +12,7 @@ Each module holds one idea; notebooks import what they need from it:
 - models       SI100FaceNet (optionally with batch norm and dropout), ConvNet 5, ResNet-9,
                SmallVGG (the two nets of the shipped best-7class), Ensemble
 - metrics      confusion matrix, precision, recall, F1, the course's print line
+- allocator    keeping freed tensor memory, so that training steps do not page-fault
 - train        device choice, precision, seeding, the fit loop, validation, predictions
 - recipes      training recipes (the course's, the fast one) and the notebooks' 3-class model
 - distributed  data-parallel training under torchrun
