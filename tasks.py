@@ -175,7 +175,7 @@ def shown(path: Path) -> Path:
 
 def site(argv: list[str]) -> None:
     """Web pages and slide decks of the executed notebooks, with an index, in build/site/."""
-    from fer_helpers.site import build_site, stale_notebooks
+    from fer_helpers.course.site import build_site, stale_notebooks
 
     parser = argparse.ArgumentParser(prog="python3 tasks.py site", description=site.__doc__)
     parser.add_argument("--executed", type=Path, default=EXECUTED, help="executed notebooks")
@@ -213,7 +213,7 @@ def split_tta_option(argv: list[str]) -> tuple[list[str], str | None]:
 
     Raises ValueError for a missing or unknown mode, or for `--tta` given twice.
     """
-    from fer_helpers.train import TTA_MODES
+    from fer_helpers.inference import TTA_MODES
 
     options = [at for at, arg in enumerate(argv) if arg == "--tta" or arg.startswith("--tta=")]
     if not options:
@@ -312,7 +312,7 @@ def main(argv: list[str]) -> None:
     elif task == "ship":
         ship(rest)
     elif task == "learner":
-        from fer_helpers.handouts import write_handout
+        from fer_helpers.course.handouts import write_handout
 
         dest = ROOT / "build" / "learner"
         start = time.perf_counter()

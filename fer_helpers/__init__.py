@@ -1,26 +1,49 @@
 """fer_helpers: the code the FER course notebooks share.
 
-Each module holds one idea; notebooks import what they need from it:
+Each module holds one idea; notebooks import what they need from it. Lower modules never
+import higher ones (tests/test_project.py checks that no import goes round in a circle).
 
-- labels       FER2013's label order, class subsets by name
-- sources      finding FER2013 on disk in any download layout
-- decode       decoding images once into uint8 arrays, with a cache
-- data         splits in memory, FaceDataset and FaceLoader; synthetic fallback
-- synthetic    generated cartoon faces for when no FER2013 copy is found
-- augment      batched flips, rotations, zooms and shifts; shift-and-mirror crops
-- audit        blank images and duplicates within and across splits
-- models       SI100FaceNet (optionally with batch norm and dropout), ConvNet 5, ResNet-9,
-               SmallVGG (the two nets of the shipped best-7class), Ensemble
-- metrics      confusion matrix, precision, recall, F1, the course's print line
-- allocator    keeping freed tensor memory, so that training steps do not page-fault
-- train        device choice, precision, seeding, the fit loop, validation, predictions
-- recipes      training recipes (the course's, the fast one) and the notebooks' 3-class model
-- distributed  data-parallel training under torchrun
-- checkpoints  saving and loading checkpoints safely
-- pretrained   the weights shipped in fer_helpers/weights/, by name, with model cards
-- bench        the course's recipe and pipeline against the fast one, side by side
-- plots        the figures the notebooks draw
-- cli          `python -m fer_helpers info | train | evaluate | bench | export | predict`
+Data
+- labels        FER2013's label order, class subsets by name
+- sources       finding FER2013 on disk in any download layout
+- decode        decoding images once into uint8 arrays, with a cache
+- synthetic     generated cartoon faces for when no FER2013 copy is found
+- audit         blank images and duplicates within and across splits
+- data          splits in memory, FaceDataset and FaceLoader; synthetic fallback
+- augment       batched flips, rotations, zooms and shifts; shift-and-mirror crops
+
+Models and what they compute
+- models        SI100FaceNet, ConvNet 5, ResNet-9, SmallVGG, DACL's ResNet-18, Ensemble
+- losses        class weights, the (sparse) center loss, DACL's total loss
+- metrics       confusion matrix, precision, recall, F1, the course's print line
+- devices       CUDA, MPS or CPU; float32 or bfloat16
+- allocator     keeping freed tensor memory, so that training steps do not page-fault
+- inference     class probabilities, test-time augmentation, predictions over a loader
+
+Training
+- train         seeding, the course's factory and fit, the one training loop; validation
+- distributed   data-parallel training under torchrun
+- checkpoints   saving and loading checkpoints safely (weights_only=True)
+- recipes       training recipes as data, the loaders for a recipe, train-or-load
+- pretrained    the weights shipped in fer_helpers/weights/, by name, with model cards
+
+The notebooks' topics
+- imbalance     notebook 06: weighted loss, balanced sampling, targeted mirroring compared
+- features      notebook 07: forward hooks, feature maps, the channels of each emotion
+- dacl          notebook 08: the DACL ablation, attention weights per class
+- export        notebook 09: ONNX export, checked against PyTorch
+- faces         notebook 10: faces found in photos, cropped like FER2013, classified
+- comparison    notebook 11: four networks, one recipe: parameters, FLOPs, time, accuracy
+- plots         the figures the notebooks draw, in the course's style (use_course_style)
+- exercises     the checkers of the notebooks' exercises (one module per notebook topic)
+
+Tools
+- bench         the course's recipe and pipeline against the fast one, side by side
+- cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`
+- errors        FerError and its kinds: one-line messages that name the file
+- files         writing files atomically
+- paths         where data, weights and figures live
+- course        the course's own tooling: site, slides, hand-outs, catalogue (not for notebooks)
 """
 
 __version__ = "0.1.0"

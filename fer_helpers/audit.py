@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import FaceData
 from .labels import EMOTIONS
+
+if TYPE_CHECKING:  # only a type: data.py imports this module (FaceData.dataset(clean=True))
+    from .data import FaceData
 
 
 @dataclass

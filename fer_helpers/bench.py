@@ -83,14 +83,6 @@ def export_image_folder(data: FaceData, split: str, folder: Path) -> Path:
     return folder
 
 
-def loader_throughput(loader: Iterable, batches: int = 100) -> float:
-    """Images per second the input pipeline alone delivers (no model)."""
-    seen, start, stream = 0, time.perf_counter(), iter(_forever(loader))
-    for _ in range(batches):
-        seen += len(next(stream)[1])
-    return seen / (time.perf_counter() - start)
-
-
 def _forever(loader: Iterable) -> Iterable:
     while True:
         yield from loader
@@ -159,8 +151,9 @@ def measure_pipeline(
     import resource
 
     from .data import load_data
+    from .devices import resolve_precision
     from .recipes import COURSE, FAST, build_training, recipe_loaders
-    from .train import fit, resolve_precision
+    from .train import fit
 
     recipe = COURSE if name == "course" else FAST
     precision = resolve_precision(recipe.precision, "cpu")
@@ -244,7 +237,7 @@ def _inference(model: nn.Module, loader: Iterable, channels_last: bool, precisio
     """
     from statistics import median
 
-    from .train import autocast
+    from .devices import autocast
 
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format

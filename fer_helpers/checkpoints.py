@@ -9,8 +9,10 @@ A checkpoint is a dict saved with torch.save:
     normalization   {"channels": 3, "scale": "u8/127.5-1"}: inputs are u8 / 127.5 - 1
     model_state     model.state_dict()
   optional:
-    optimizer_state, scheduler_state, epoch (epochs completed), history (dict of lists of floats),
-    rng (random number generator states, to resume exactly), extra (dict)
+    optimizer_state (one optimizer's state_dict, or a list of them), scheduler_state,
+    objective_state (what the loss learns: DACL's class centres), epoch (epochs completed),
+    history (dict of lists of floats), rng (random number generator states, to resume
+    exactly), extra (dict: the recipe, the data and the settings that decide the result)
 
 It holds only tensors, dicts, lists, strings and numbers, so it loads with
 torch.load(weights_only=True), which cannot run code hidden in a downloaded file.
@@ -31,6 +33,7 @@ from torch import nn
 
 from .errors import CheckpointError, FerError
 from .files import atomic_write
+from .inference import tta_mode
 from .labels import parse_classes
 from .models import build_model
 
@@ -38,7 +41,16 @@ FORMAT = "fer_helpers/1"
 LEGACY_FORMAT = "state_dict"
 SCALE = "u8/127.5-1"
 REQUIRED = ("arch", "arch_kwargs", "class_names", "normalization", "model_state")
-OPTIONAL = ("optimizer_state", "scheduler_state", "epoch", "history", "rng", "extra")
+RESUME_STATE = ("optimizer_state", "scheduler_state", "rng")
+OPTIONAL = (
+    "optimizer_state",
+    "scheduler_state",
+    "objective_state",
+    "epoch",
+    "history",
+    "rng",
+    "extra",
+)
 
 
 def make_meta(arch: str, class_names: Iterable[str], **arch_kwargs: object) -> dict:
@@ -109,6 +121,17 @@ def load_checkpoint(path: str | Path) -> dict:
     raise CheckpointError(f"{path} is not a checkpoint; expected {expected}")
 
 
+def drop_resume_state(path: str | Path) -> Path:
+    """Rewrite a finished run's checkpoint without what only resuming needs (the optimizers',
+    the scheduler's and the random states): a third to two thirds of the file for Adam or
+    SGD with momentum. What predicting, a model card or train_or_load reads stays."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint["format"] != FORMAT:
+        raise CheckpointError(f"{path} holds weights only; there is no resume state to drop")
+    kept = {k: v for k, v in checkpoint.items() if k not in RESUME_STATE and k != "format"}
+    return save_checkpoint(path, **kept)
+
+
 def check_fits(
     checkpoint: Mapping,
     path: str | Path,
@@ -161,7 +184,7 @@ def load_model(
     check_fits(checkpoint, path, num_classes, class_names)
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     load_weights(model, checkpoint["model_state"], path)
-    states = ("model_state", "optimizer_state", "scheduler_state")
+    states = ("model_state", "optimizer_state", "scheduler_state", "objective_state")
     info = {k: v for k, v in checkpoint.items() if k not in states}
     if info["class_names"] is None and class_names is not None:
         info["class_names"] = list(parse_classes(class_names))
@@ -202,7 +225,6 @@ def combine_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
         for key, value in member["model_state"].items()
     }
     load_weights(build_model("ensemble", **arch_kwargs), state, out)  # fails here, not on load
-    from .pretrained import scoring_tta  # here: pretrained imports this module
 
     extras = [m.get("extra") or {} for m in members]
     extra = {"data": extras[0].get("data", "?"), "scoring_tta": scoring_tta(first)}
@@ -231,6 +253,13 @@ def combine_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
         history={"epoch_seconds": seconds},
         extra=extra,
     )
+
+
+def scoring_tta(info: Mapping) -> str:
+    """The test-time augmentation a model is scored with: what it was shipped with, else
+    what its recipe validated with ("none", "flip" or "shifts"; see inference.tta_views)."""
+    extra = info.get("extra") or {}
+    return tta_mode(extra.get("scoring_tta", (extra.get("recipe") or {}).get("tta", False)))
 
 
 def _is_state_dict(content: object) -> bool:

@@ -24,7 +24,8 @@ def _add_data_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:
-    from .recipes import AUGMENTATIONS, FAST, OPTIMIZERS, RECIPES, SCHEDULES
+    from .losses import SCHEMES
+    from .recipes import AUGMENTATIONS, FAST, OBJECTIVES, OPTIMIZERS, RECIPES, SAMPLINGS, SCHEDULES
 
     train.add_argument(
         "--recipe",
@@ -35,8 +36,8 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--model",
-        help="architecture: si100, convnet5 (Report 1), resnet9 (Report 3) or smallvgg "
-        "(the nets of the shipped best-7class) "
+        help="architecture: si100, convnet5 (Report 1), resnet9 (Report 3), dacl (Report 2's "
+        "ResNet-18 with attention) or smallvgg (the nets of the shipped best-7class) "
         "(default: the recipe's, si100)",
     )
     train.add_argument(
@@ -81,7 +82,36 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     recipe.add_argument("--weight-decay", type=float, help=f"(fast: {FAST.weight_decay})")
     recipe.add_argument("--schedule", choices=SCHEDULES, help=f"(fast: {FAST.schedule})")
     recipe.add_argument("--label-smoothing", type=float, help=f"(fast: {FAST.label_smoothing})")
-    recipe.add_argument("--dropout", type=float, help=f"si100 only (fast: {FAST.dropout})")
+    recipe.add_argument(
+        "--dropout",
+        type=float,
+        help=f"the model's dropout; refused by a model without one (fast: {FAST.dropout})",
+    )
+    recipe.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="train on at most N faces of each class, a seeded choice (default: all)",
+    )
+    recipe.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        help="balanced: every class equally often in the batches (default: shuffle)",
+    )
+    recipe.add_argument(
+        "--class-weights",
+        choices=("none", *SCHEMES),
+        help="weigh each class's loss by its rarity (default: none)",
+    )
+    recipe.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        help="center or dacl: add (DACL's sparse) center loss; needs --model dacl "
+        "(default: cross_entropy)",
+    )
+    recipe.add_argument(
+        "--centre-lr", type=float, help="learning rate of the class centres (default: 0.5)"
+    )
     recipe.add_argument(
         "--channels",
         type=int,
@@ -100,7 +130,8 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         f"(fast: {FAST.augment})",
     )
     flags = {
-        "batch-norm": "BatchNorm2d after each si100 convolution",
+        "batch-norm": "batch norm after each convolution (si100); a model built with or "
+        "without it refuses the other",
         "channels-last": "channels_last memory layout (faster convolutions on CPUs)",
         "tta": "validate on each face and its mirror image",
     }
@@ -129,6 +160,11 @@ def recipe_from_args(args: argparse.Namespace):  # -> recipes.TrainRecipe
         "augment",
         "channels_last",
         "tta",
+        "per_class",
+        "sampling",
+        "class_weights",
+        "objective",
+        "centre_lr",
     ]
     changes = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     if args.model is not None:
@@ -186,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_option(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    from .train import TTA_MODES
+    from .inference import TTA_MODES
 
     evaluate.add_argument(
         "--tta",
@@ -287,10 +323,10 @@ def run_ensemble(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
+    from .devices import choose_device
     from .errors import DataError
     from .faces import format_predictions, predict_photo
     from .pretrained import load_pretrained
-    from .train import choose_device
 
     device = choose_device(args.device)
     model, info = load_pretrained(args.weights, class_names=args.classes, device=device)
@@ -378,8 +414,8 @@ def run_info(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from . import distributed
     from .data import load_data
+    from .devices import choose_device
     from .recipes import train_with_recipe
-    from .train import choose_device
 
     recipe = recipe_from_args(args)
     if args.validate_every < 1:
@@ -421,11 +457,13 @@ def _check_ranks_agree(model, main: bool) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from .checkpoints import scoring_tta
     from .data import FaceLoader, load_data
+    from .devices import choose_device
+    from .inference import TTA_WORDS, predict
     from .metrics import format_report, summarize
-    from .pretrained import load_pretrained, scoring_tta
+    from .pretrained import load_pretrained
     from .synthetic import SYNTHETIC_NOTICE
-    from .train import TTA_WORDS, choose_device, predict
 
     device = choose_device(args.device)
     model, checkpoint = load_pretrained(args.weights, device=device)

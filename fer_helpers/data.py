@@ -17,6 +17,7 @@ on less data.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pandas as pd
 import torch
 
 from . import synthetic
+from .audit import audit_data
 from .augment import Augment
 from .decode import cache_key, decode_split, load_cache, save_cache
 from .errors import DataError
@@ -61,6 +63,15 @@ class FaceSplit:
     def take(self, index: np.ndarray) -> FaceSplit:
         """The faces at these positions (a boolean mask or integer indices)."""
         return FaceSplit(self.name, self.images[index], self.labels[index], self.ids[index])
+
+    def capped(self, per_class: int, seed: int = 0) -> FaceSplit:
+        """At most per_class faces of each label: a seeded random choice, in the split's order."""
+        rng = np.random.default_rng(seed)
+        chosen = [
+            rng.permutation(np.flatnonzero(self.labels == label))[:per_class]
+            for label in range(len(EMOTIONS))
+        ]
+        return self.take(np.sort(np.concatenate(chosen)))
 
 
 @dataclass
@@ -117,11 +128,14 @@ class FaceData:
         classes: str | Sequence[str] | None = COURSE_CLASSES,
         channels: int = 3,
         clean: bool = False,
+        per_class: int | None = None,
+        seed: int = 0,
     ) -> FaceDataset:
         """A torch Dataset of one split restricted to `classes` (names, in output order).
 
         clean=True drops from the train split what the audit flags: blank images,
         repeated copies, and images that also appear in validation or test.
+        per_class keeps at most that many faces of each class (FaceSplit.capped, seeded).
         """
         faces = self[split]
         if clean:
@@ -130,9 +144,9 @@ class FaceData:
                     "clean=True only applies to the train split; "
                     "evaluation splits are kept whole so results stay comparable"
                 )
-            from .audit import audit_data  # audit imports this module
-
             faces = faces.take(audit_data(self).training_keep_mask())
+        if per_class is not None:
+            faces = faces.capped(per_class, seed)
         return FaceDataset(faces, classes, channels)
 
 
@@ -193,6 +207,13 @@ class FaceDataset(torch.utils.data.Dataset):
     def class_counts(self) -> np.ndarray:
         """Images per class, in the order of class_names."""
         return np.bincount(self.targets.numpy(), minlength=len(self.class_names))
+
+    def fingerprint(self) -> str:
+        """A short hash of the faces and their targets: equal only for the same faces."""
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(self.images.numpy().tobytes())
+        digest.update(self.targets.numpy().tobytes())
+        return digest.hexdigest()
 
 
 class FaceLoader:

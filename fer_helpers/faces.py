@@ -40,6 +40,8 @@ from torch import nn
 
 from .data import to_model_input
 from .errors import DataError
+from .inference import scores_of
+from .models import check_input, input_channels
 
 Box = tuple[int, int, int, int]
 """A face's box in pixels: (x, y, w, h), x the left column, y the top row."""
@@ -177,21 +179,24 @@ def crop_face(
     )
 
 
-def classify_faces(model: nn.Module, crops: np.ndarray, channels: int = 3) -> np.ndarray:
+def classify_faces(model: nn.Module, crops: np.ndarray, channels: int | None = None) -> np.ndarray:
     """Softmax probabilities (N, classes) for face crops uint8 (N, 48, 48).
 
     The crops are normalised exactly as in training (data.to_model_input:
-    u8 / 127.5 - 1, `channels` copies of the gray image); the model predicts
+    u8 / 127.5 - 1, as many copies of the gray image as the model takes channels;
+    `channels` only to insist, and a mismatch is a FerError); the model predicts
     in eval mode, without gradients, on its own device.
     """
     crops = np.asarray(crops)
     if crops.ndim != 3 or crops.dtype != np.uint8:
         raise DataError(f"expected face crops uint8 (N, H, W), got {crops.dtype} {crops.shape}")
     device = next(model.parameters()).device
+    channels = input_channels(model) if channels is None else channels
     x = to_model_input(torch.from_numpy(crops).unsqueeze(1), channels).to(device)
+    check_input(model, x)
     model.eval()
     with torch.inference_mode():
-        return torch.softmax(model(x), dim=1).cpu().numpy()
+        return torch.softmax(scores_of(model, x).float(), dim=1).cpu().numpy()
 
 
 def annotate(
@@ -238,12 +243,13 @@ def predict_image(
     class_names: Sequence[str],
     min_size: int = MIN_FACE,
     margin: float = FER_MARGIN,
-    channels: int = 3,
+    channels: int | None = None,
 ) -> list[dict]:
     """Every face in a photo (an array) with its expression; [] when no face is found.
 
     One dict per face, left to right: box (x, y, w, h), emotion (the most likely
     class), probability (its probability) and probabilities ({class: probability}).
+    The crops get the channels the model takes (classify_faces).
     """
     gray = to_gray(image)
     boxes = detect_faces(gray, min_size=min_size)
@@ -272,7 +278,7 @@ def predict_photo(
     class_names: Sequence[str],
     min_size: int = MIN_FACE,
     margin: float = FER_MARGIN,
-    channels: int = 3,
+    channels: int | None = None,
 ) -> list[dict]:
     """predict_image on a photo file; DataError names a missing file or one that is no image."""
     return predict_image(load_photo(path), model, class_names, min_size, margin, channels)
@@ -313,15 +319,6 @@ def webcam_frames(camera: int = 0, max_frames: int = 100) -> Iterator[np.ndarray
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()
-
-
-def webcam_capture(camera: int = 0) -> np.ndarray:
-    """One photo (RGB) from a webcam; DataError when there is none."""
-    frames = webcam_frames(camera, max_frames=1)
-    try:
-        return next(frames)
-    finally:
-        frames.close()  # releases the camera now, not whenever Python cleans up
 
 
 def measure_framing(faces: np.ndarray, upscale: int = 4) -> np.ndarray:

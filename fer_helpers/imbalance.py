@@ -6,7 +6,7 @@ than "disgust" when in doubt. Two standard remedies, compared by
 compare_strategies on the validation split:
 
 - "weighted": class-weighted cross-entropy, a mistake on a rare class costs more
-  (class_weights gives the weights);
+  (losses.class_weights gives the weights);
 - "balanced": balanced sampling, each batch draws every class equally often
   on average (FaceLoader(balanced=True));
 
@@ -21,50 +21,21 @@ training images of one confused pair (with_mirrored) and train again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from .data import FaceData, FaceDataset, FaceLoader, FaceSplit
-from .errors import DataError
+from .data import FaceData, FaceLoader, FaceSplit
+from .inference import predict
 from .labels import EMOTIONS
 from .metrics import accuracy, balanced_accuracy, classification_table, confusion_matrix
 from .paths import weights_path
-from .train import predict, seed_everything, train_or_load
+from .recipes import COURSE, TrainRecipe, train_or_load
 
 STRATEGIES: tuple[str, ...] = ("plain", "weighted", "balanced")
 """The ways to train the 7-class model that compare_strategies knows."""
-
-SCHEMES: tuple[str, ...] = ("inverse", "sqrt")
-"""Class-weight schemes of class_weights."""
-
-
-def class_weights(counts: Sequence[int] | np.ndarray, scheme: str = "inverse") -> np.ndarray:
-    """One loss weight per class from the images per class, n_c.
-
-    "inverse" (the usual "balanced" weights, as in scikit-learn's
-    compute_class_weight("balanced")): w_c = N / (k * n_c), with N images in all
-    and k classes. A class with the average size N / k gets weight 1, a class
-    ten times rarer weight 10; the weighted number of images, sum_c w_c * n_c,
-    is N again, so the loss keeps its usual scale. "sqrt": the square root of
-    those weights, a milder correction.
-
-    Raises DataError when a class has no images (it cannot be weighted up).
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.ndim != 1 or len(counts) == 0:
-        raise ValueError(f"counts must be one number per class, got shape {counts.shape}")
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    if (counts <= 0).any():
-        empty = int(np.flatnonzero(counts <= 0)[0])
-        raise DataError(
-            f"class {empty} has {counts[empty]:g} images: every class needs at least one "
-            "image to get a weight"
-        )
-    weights = counts.sum() / (len(counts) * counts)
-    return np.sqrt(weights) if scheme == "sqrt" else weights
 
 
 def mirror_images(images: np.ndarray) -> np.ndarray:
@@ -106,13 +77,21 @@ def confused_indices(
     return hits[np.argsort(gap, kind="stable")]
 
 
-def strategy_loader(
-    dataset: FaceDataset, strategy: str, batch_size: int = 32, seed: int = 0
-) -> FaceLoader:
-    """The training batches for a strategy: balanced sampling for "balanced", else shuffled."""
+def strategy_recipe(
+    strategy: str, epochs: int, batch_size: int = 32, lr: float = 1e-3
+) -> TrainRecipe:
+    """The handout's recipe (COURSE) on seven classes, with the strategy's remedy:
+    "weighted" a class-weighted loss (class_weights, "inverse"), "balanced" balanced
+    sampling, "plain" neither."""
     _check_strategy(strategy)
-    return FaceLoader(
-        dataset, batch_size=batch_size, shuffle=True, seed=seed, balanced=strategy == "balanced"
+    return replace(
+        COURSE,
+        name=f"seven-{strategy}",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        class_weights="inverse" if strategy == "weighted" else "none",
+        sampling="balanced" if strategy == "balanced" else "shuffle",
     )
 
 
@@ -129,22 +108,20 @@ def train_strategy(
     log_every: int = 300,
     **fit_kwargs: object,
 ) -> tuple[nn.Module, dict]:
-    """Train the 7-class SI100FaceNet one way, or load it if that run is finished.
+    """Train the 7-class SI100FaceNet one way (strategy_recipe), or load it if that run is saved.
 
     faces: the training faces (default: data["train"]); name: the file's name
     part (default: the strategy), saved as weights/seven_<name>.pth plus the data
-    tag. Seeded, so every strategy starts from the same initial weights.
-    Returns (model in eval mode, checkpoint info), as train.train_or_load does.
+    tag. Seeded, so every strategy starts from the same initial weights. Validated
+    after the last epoch only. Returns (model in eval mode, checkpoint info), as
+    recipes.train_or_load does.
     """
-    dataset = FaceDataset(data["train"] if faces is None else faces, EMOTIONS)
-    loader = strategy_loader(dataset, strategy, batch_size, seed)
+    if faces is not None:
+        data = replace(data, splits={**data.splits, "train": faces})
+    recipe = strategy_recipe(strategy, epochs, batch_size, lr)
     path = weights_path(f"seven_{name or strategy}.pth", data.tag)
-    seed_everything(seed)
-    options = dict(lr=lr, retrain=retrain, log_every=log_every, **fit_kwargs)
-    if strategy == "weighted":
-        weights = class_weights(dataset.class_counts())
-        options["class_weights"] = weights
-    return train_or_load(path, loader, EMOTIONS, epochs, **options)
+    options = dict(retrain=retrain, validate_every=epochs, log_every=log_every, **fit_kwargs)
+    return train_or_load(path, recipe, data, EMOTIONS, seed, **options)
 
 
 def strategy_table(

@@ -1,4 +1,5 @@
-"""SI100FaceNet (the course's network), ConvNet 5, ResNet-9, SmallVGG, ensembles, and a registry.
+"""SI100FaceNet (the course's network), ConvNet 5, ResNet-9, SmallVGG, DACL's ResNet-18, ensembles,
+and a registry.
 
 The lecture's figure with the kernel sizes was lost, so these are the choices:
 every convolution is 3x3 with padding 1 and stride 1 (it keeps the image size),
@@ -49,6 +50,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torchvision.models import resnet18
 
 from .errors import FerError
 
@@ -313,15 +315,108 @@ class Ensemble(nn.Module):
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
+# --- DACL's network (Report 2); its loss and ablation are in dacl.py -------------------
+
+FEATURES = 512
+"""Features per image: ResNet-18's last block has 512 channels."""
+
+ENCODER_WIDTHS: tuple[int, ...] = (3584, 512, 64)
+"""Outputs of the context encoder's three fully connected layers (as in the DACL code)."""
+
+
+def resnet18_48(num_classes: int = 7, channels: int = 3, maxpool: bool = True) -> nn.Module:
+    """torchvision's ResNet-18 (random weights) with a stem for 48x48 faces.
+
+    The original stem (7x7 convolution with stride 2, then a 3x3 max-pool with stride 2)
+    shrinks 224x224 images 4 times before the first residual block, to 56x56. A 48x48
+    face would be 12x12 there and 2x2 at the end. Here conv1 is a 3x3 convolution with
+    stride 1 and the max-pool stays: the blocks see 24x24, 24, 12, 6 and 3 pixels, and
+    the last feature map is 512x3x3 instead of the paper's 512x7x7. maxpool=False drops
+    the max-pool too (48x48 into the blocks, 512x6x6 at the end, about 3x slower to train).
+    """
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    if not maxpool:
+        model.maxpool = nn.Identity()
+    return model
+
+
+class AttentionNet(nn.Module):
+    """Feature map (B, C, H, W) -> one attention weight per feature, (B, features) in (0, 1).
+
+    Context encoder: fully connected layers with ENCODER_WIDTHS outputs, each followed
+    by batch norm, ReLU after the first two and tanh after the last. Then one linear
+    layer gives 2 scores per feature; a softmax over each pair (a two-way classifier,
+    "attend to this feature or not") and its second probability is the weight.
+    """
+
+    def __init__(self, in_features: int, features: int = FEATURES) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for i, out in enumerate(ENCODER_WIDTHS):
+            last = i == len(ENCODER_WIDTHS) - 1
+            layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.Tanh() if last else nn.ReLU()]
+            width = out
+        self.encoder = nn.Sequential(*layers)
+        self.heads = nn.Linear(width, 2 * features)
+        self.features = features
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        context = self.encoder(torch.flatten(feature_map, start_dim=1))
+        return attention_from_heads(self.heads(context), self.features)
+
+
+def attention_from_heads(head_scores: torch.Tensor, features: int = FEATURES) -> torch.Tensor:
+    """(B, 2 * features) scores -> (B, features) weights: a softmax per pair, its 2nd value.
+
+    Scores 2j and 2j+1 belong to feature j (reshape to (B, features, 2)).
+    """
+    pairs = head_scores.reshape(head_scores.shape[0], features, 2)
+    return pairs.softmax(dim=-1)[..., 1]
+
+
+class DACLNet(nn.Module):
+    """ResNet-18 for 48x48 faces plus DACL's attention net.
+
+    forward(x) returns (logits (B, classes), features (B, 512), attention (B, 512)):
+    the features are the global-average-pooled last feature map, the classifier's input;
+    the attention weights only enter the sparse center loss.
+    """
+
+    def __init__(
+        self, num_classes: int = 7, in_channels: int = 3, size: int = 48, maxpool: bool = True
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        resnet = resnet18_48(num_classes, in_channels, maxpool)
+        # Everything up to the last residual block: the feature extractor.
+        self.backbone = nn.Sequential(*list(resnet.children())[:-2])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = resnet.fc
+        with torch.no_grad():
+            self.map_shape = tuple(
+                self.backbone.eval()(torch.zeros(1, in_channels, size, size)).shape
+            )
+        self.backbone.train()
+        self.attention = AttentionNet(math.prod(self.map_shape[1:]), FEATURES)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        feature_map = self.backbone(x)
+        features = torch.flatten(self.pool(feature_map), start_dim=1)
+        return self.fc(features), features, self.attention(feature_map)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "si100": SI100FaceNet,
     "convnet5": ConvNet5,
     "resnet9": ResNet9,
     "smallvgg": SmallVGG,
     "ensemble": Ensemble,
+    "dacl": DACLNet,
 }
-"""Models by the name checkpoints store. DACL (fer_helpers.dacl.DACLNet) is apart: it
-returns (scores, features, attention) and trains with its own loss."""
+"""Models by the name checkpoints store. DACLNet returns (scores, features, attention);
+inference.scores_of takes the scores of any of them."""
 
 
 def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
@@ -329,6 +424,29 @@ def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
     if name not in MODELS:
         raise FerError(f"unknown model {name!r}: expected one of {', '.join(sorted(MODELS))}")
     return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def input_channels(model: nn.Module) -> int:
+    """How many channels the model's input has: what its first convolution takes (1 or 3)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:
+        raise FerError(f"{type(model).__name__} has no convolution to read its input from")
+    return first.in_channels
+
+
+def check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """FerError when a batch (B, C, H, W) has other channels than the model takes.
+
+    Said plainly here, rather than as a convolution's shape error deep inside the model.
+    """
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return  # not a network of images (a test's linear model): nothing to check
+    wanted = input_channels(model)
+    if x.dim() != 4 or x.shape[1] != wanted:
+        raise FerError(
+            f"{type(model).__name__} takes batches of {wanted}-channel faces "
+            f"(batch, {wanted}, height, width), not {tuple(x.shape)}"
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

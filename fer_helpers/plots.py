@@ -60,7 +60,11 @@ F = TypeVar("F", bound=Callable[..., Figure])
 
 
 def use_course_style() -> None:
-    """Apply COURSE_STYLE to every figure drawn from now on (done on import)."""
+    """Apply COURSE_STYLE to every figure drawn from now on (each notebook calls it once).
+
+    Importing this module changes nothing: the helpers below draw in the style anyway
+    (styled), and a notebook's own figures take it after this call.
+    """
     mpl.rcParams.update(COURSE_STYLE)
 
 
@@ -81,8 +85,6 @@ def styled(draw: F) -> F:
 
     return in_style  # type: ignore[return-value]
 
-
-use_course_style()
 
 
 @styled

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint, load_model, save_checkpoint
+from .checkpoints import load_checkpoint, load_model, save_checkpoint, scoring_tta
 from .errors import CheckpointError
-from .train import TTA_WORDS, tta_mode
+from .inference import TTA_WORDS, tta_mode
 
-WEIGHTS_DIR = Path(__file__).with_name("weights")
+SHIPPED_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
     "si100-3class": "SI100FaceNet (batch norm) on happy / neutral / sad, fast recipe",
     "best-7class": "the best 7-class model the project trained within 2 hours on a 2-core CPU",
@@ -33,13 +33,13 @@ SHIPPED = {
 
 def is_shipped(name: str) -> bool:
     """Whether this copy of the package holds the weights called `name`."""
-    return name in SHIPPED and (WEIGHTS_DIR / f"{name}.pth").is_file()
+    return name in SHIPPED and (SHIPPED_DIR / f"{name}.pth").is_file()
 
 
 def resolve_weights(name_or_path: str | Path) -> Path:
     """The checkpoint file for a shipped name ("si100-3class", "best-7class") or a path."""
     if str(name_or_path) in SHIPPED:
-        path = WEIGHTS_DIR / f"{name_or_path}.pth"
+        path = SHIPPED_DIR / f"{name_or_path}.pth"
         if not path.is_file():
             raise CheckpointError(
                 f"the pretrained weights {name_or_path!r} are not in this copy of the package"
@@ -61,14 +61,7 @@ def load_pretrained(
 
 def model_card_path(name: str) -> Path:
     """Where a shipped model's card (Markdown) lives."""
-    return WEIGHTS_DIR / f"{name}.md"
-
-
-def scoring_tta(info: dict) -> str:
-    """The test-time augmentation a model is scored with: what it was shipped with, else
-    what its recipe validated with ("none", "flip" or "shifts"; see train.tta_views)."""
-    extra = info.get("extra") or {}
-    return tta_mode(extra.get("scoring_tta", (extra.get("recipe") or {}).get("tta", False)))
+    return SHIPPED_DIR / f"{name}.md"
 
 
 def ship(
@@ -95,7 +88,7 @@ def ship(
     }
     keep = ("arch", "arch_kwargs", "class_names", "normalization", "epoch", "history", "extra")
     fields = {key: checkpoint[key] for key in keep if key in checkpoint}
-    out_dir = WEIGHTS_DIR if out_dir is None else out_dir
+    out_dir = SHIPPED_DIR if out_dir is None else out_dir
     return save_checkpoint(out_dir / f"{name}.pth", **fields, model_state=state)
 
 
@@ -218,8 +211,8 @@ def publish(
     import platform
 
     from .data import FaceLoader
+    from .inference import predict
     from .metrics import summarize
-    from .train import predict
 
     ship(checkpoint_path, name, tta=tta)
     model, info = load_pretrained(name)

@@ -1,9 +1,12 @@
-"""Training recipes, defined once: the course's, the fast one, and the model notebooks share.
+"""Training recipes, defined once, and the one way to train or load a saved run.
 
     model, history = train_with_recipe("fast", data, "weights/mine.pth")
-    model, info = course_model(data)   # the 3-class model of notebooks 05, 07, 09 and 10
+    model, info = train_or_load("weights/mine.pth", "fast", data)  # trained once, then loaded
+    model, info = three_class_model(data)   # the 3-class model of notebooks 05, 07, 09 and 10
 
-A TrainRecipe names everything that decides how a model trains. COURSE is the
+A TrainRecipe names everything that decides how a model trains: the network and its
+options, the optimizer and schedule, the objective (cross-entropy, class-weighted, or
+DACL's), the faces it sees (classes, faces per class, sampling, augmentation). COURSE is the
 handout's: SI100FaceNet on happy / neutral / sad, batch 32, Adam with learning
 rate 1e-3, cross-entropy, 10 epochs. FAST reaches the course's best validation
 accuracy in a fraction of its time on a laptop CPU (README has the figures):
@@ -17,22 +20,28 @@ never overwrites the one trained on FER2013.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .augment import Augment, CropFlip
-from .checkpoints import load_checkpoint, load_model, make_meta
+from .checkpoints import drop_resume_state, load_checkpoint, load_model, make_meta
 from .data import FaceData, FaceLoader
-from .distributed import world
+from .devices import choose_device
+from .distributed import is_main, world
 from .errors import FerError
-from .labels import COURSE_CLASSES
-from .models import build_model
+from .labels import COURSE_CLASSES, parse_classes
+from .losses import LAMBDA, SCHEMES, DACLLoss, class_weights
+from .models import FEATURES, MODELS, build_model
 from .paths import weights_path
-from .train import choose_device, fit, seed_everything
+from .pretrained import is_shipped, load_pretrained
+from .train import Optimizers, fit, seed_everything
 
 COURSE_ARCH = "si100"
 TINY_EPOCHS = 1
@@ -44,6 +53,23 @@ PRETRAINED_3CLASS = "si100-3class"
 LOG_LINES_PER_EPOCH = 5
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+AUGMENTATIONS = {
+    "none": lambda: None,
+    "flip": lambda: CropFlip(pad=0),
+    "cropflip": CropFlip,
+    "affine": Augment,
+}
+SCHEDULES = ("constant", "onecycle", "step")
+SAMPLINGS = ("shuffle", "balanced")
+OBJECTIVES = {
+    "cross_entropy": "cross-entropy",
+    "center": "cross-entropy + center loss (every attention weight 1)",
+    "dacl": "cross-entropy + sparse center loss weighted by the attention (DACL)",
+}
+CENTRE_LR = 0.5  # the class centres' plain SGD (center loss usually learns them this fast)
+
+
 # --- Training recipes: the course's and the fast one, as data -------------------------------
 
 
@@ -51,26 +77,34 @@ LOG_LINES_PER_EPOCH = 5
 class TrainRecipe:
     """Everything that decides how a model is trained, by name.
 
-    `python -m fer_helpers train --recipe NAME` and train_with_recipe use these;
-    any field can be overridden (dataclasses.replace, or the command's options).
+    `python -m fer_helpers train --recipe NAME`, train_with_recipe and train_or_load use
+    these; any field can be overridden (dataclasses.replace, or the command's options).
+    The course's recipe, the fast one, notebook 06's strategies, notebook 08's DACL
+    variants and notebook 11's contenders are all TrainRecipes.
     """
 
     name: str
     arch: str = COURSE_ARCH  # the defaults are the handout's recipe, COURSE
-    batch_norm: bool = False  # SI100FaceNet only: BatchNorm2d after every convolution
-    dropout: float = 0.0  # SI100FaceNet: before fc1 and fc2; SmallVGG: before its last layer
+    batch_norm: bool | None = None  # batch norm after the convolutions; None: as the model is
+    dropout: float | None = None  # the model's dropout; None: the model's own default
     channels: int = 3  # 3: gray copied to RGB as the course does; 1: gray as it is
     epochs: int = 10
     batch_size: int = COURSE_BATCH
     optimizer: str = "adam"  # "adam", "adamw" or "sgd" (Nesterov momentum 0.9)
     lr: float = COURSE_LR  # the peak learning rate for schedule="onecycle"
     weight_decay: float = 0.0
-    schedule: str = "constant"  # or "onecycle": warm up for 30% of the steps, then anneal
+    schedule: str = "constant"  # "onecycle": warm up for 30% of the steps, then anneal;
+    # "step": 10 times lower after each third of the run (DACL's)
     label_smoothing: float = 0.0
     augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "affine" (augment.Augment)
     channels_last: bool = False
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
     tta: bool = False  # validate on each face and its mirror image
+    per_class: int | None = None  # at most this many training faces of each class
+    sampling: str = "shuffle"  # or "balanced": every class equally often (notebook 06)
+    class_weights: str = "none"  # or "inverse" / "sqrt": a class-weighted loss (notebook 06)
+    objective: str = "cross_entropy"  # or "center" / "dacl": losses.DACLLoss (model "dacl")
+    centre_lr: float = CENTRE_LR  # the class centres' own SGD, for "center" and "dacl"
 
     def __post_init__(self) -> None:
         if self.arch == "ensemble":  # models.Ensemble holds trained models; nothing to train
@@ -78,14 +112,47 @@ class TrainRecipe:
                 "an ensemble is not trained as one model; train each member, then combine "
                 "them: python -m fer_helpers ensemble A.pth B.pth --out FILE.pth"
             )
+        choices = {
+            "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
+            "augment": tuple(AUGMENTATIONS),
+            "sampling": SAMPLINGS,
+            "class_weights": ("none", *SCHEMES),
+            "objective": tuple(OBJECTIVES),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise FerError(f"unknown {name} {value!r}: expected one of {', '.join(allowed)}")
+        if self.objective != "cross_entropy" and self.arch != "dacl":
+            raise FerError(
+                f"objective {self.objective!r} needs a model that returns its features "
+                f"(arch 'dacl'), not {self.arch!r}"
+            )
+        if self.per_class is not None and self.per_class < 1:
+            raise FerError(f"per_class must be at least 1, not {self.per_class}")
 
     def model_kwargs(self) -> dict:
-        """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs)."""
+        """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs).
+
+        batch_norm and dropout go to the model when it takes them; a setting the model
+        cannot honour is refused with the options it takes, never dropped silently.
+        """
         kwargs: dict = {"in_channels": self.channels}
-        if self.arch == "si100" and (self.batch_norm or self.dropout):
-            kwargs.update(batch_norm=self.batch_norm, dropout=self.dropout)
-        if self.arch == "smallvgg":
-            kwargs["dropout"] = self.dropout
+        options = model_options(self.arch)
+        for option in ("batch_norm", "dropout"):
+            value = getattr(self, option)
+            if value is None:
+                continue
+            if option in options:
+                kwargs[option] = value
+            elif option == "batch_norm" and value == has_batch_norm(self.arch):
+                continue  # it is built that way: nothing to set
+            else:
+                taken = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
+                raise FerError(
+                    f"model {self.arch!r} cannot take {option}={value!r}; its options: {taken}"
+                )
         return kwargs
 
 
@@ -112,14 +179,6 @@ FAST = TrainRecipe(
 """What converges in the fewest seconds on a laptop CPU (numbers: README, `bench`)."""
 
 RECIPES = {recipe.name: recipe for recipe in (COURSE, FAST)}
-OPTIMIZERS = ("adam", "adamw", "sgd")
-AUGMENTATIONS = {
-    "none": lambda: None,
-    "flip": lambda: CropFlip(pad=0),
-    "cropflip": CropFlip,
-    "affine": Augment,
-}
-SCHEDULES = ("constant", "onecycle")
 
 
 def get_recipe(name: str | TrainRecipe) -> TrainRecipe:
@@ -131,18 +190,60 @@ def get_recipe(name: str | TrainRecipe) -> TrainRecipe:
     return RECIPES[name]
 
 
+def recipe_from_record(record: dict) -> TrainRecipe:
+    """The TrainRecipe a checkpoint recorded (extra["recipe"]); a field it predates takes
+    its default, which is what that run trained with."""
+    known = {f.name for f in fields(TrainRecipe)}
+    return TrainRecipe(**{key: value for key, value in record.items() if key in known})
+
+
+@functools.cache
+def model_options(arch: str) -> dict[str, object]:
+    """The options an architecture's constructor takes, with their defaults (not the sizes
+    every model has: num_classes, in_channels)."""
+    if arch not in MODELS:
+        raise FerError(f"unknown model {arch!r}: expected one of {', '.join(sorted(MODELS))}")
+    parameters = inspect.signature(MODELS[arch]).parameters.values()
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.name not in ("num_classes", "in_channels") and p.default is not p.empty
+    }
+
+
+@functools.cache
+def has_batch_norm(arch: str) -> bool:
+    """True if the architecture, built as it is, normalises with batch norm."""
+    model = MODELS[arch](num_classes=2)
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def build_training(
-    recipe: TrainRecipe, num_classes: int, steps_per_epoch: int
-) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """(model, loss, optimizer, scheduler) as the recipe says; the scheduler steps every batch."""
-    if recipe.optimizer not in OPTIMIZERS:
-        raise FerError(f"unknown optimizer {recipe.optimizer!r}: expected {', '.join(OPTIMIZERS)}")
-    if recipe.augment not in AUGMENTATIONS:
-        raise FerError(f"unknown augment {recipe.augment!r}: expected {', '.join(AUGMENTATIONS)}")
-    if recipe.schedule not in SCHEDULES:
-        raise FerError(f"unknown schedule {recipe.schedule!r}: expected {', '.join(SCHEDULES)}")
+    recipe: TrainRecipe,
+    num_classes: int,
+    steps_per_epoch: int,
+    class_counts: Sequence[int] | None = None,
+) -> tuple[nn.Module, nn.Module, Optimizers, torch.optim.lr_scheduler.LRScheduler]:
+    """(model, objective, optimizer(s), scheduler) as the recipe says; the scheduler steps
+    every batch. class_counts (training images per class) are needed for class_weights.
+
+    The objectives "center" and "dacl" learn class centres: they get their own plain SGD
+    (recipe.centre_lr), returned after the model's optimizer.
+    """
     model = build_model(recipe.arch, num_classes=num_classes, **recipe.model_kwargs())
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if recipe.objective == "cross_entropy":
+        weight = None
+        if recipe.class_weights != "none":
+            if class_counts is None:
+                raise FerError("a class-weighted recipe needs the training images per class")
+            counts = class_weights(class_counts, recipe.class_weights)
+            weight = torch.as_tensor(counts, dtype=torch.float32)
+        loss_fn: nn.Module = nn.CrossEntropyLoss(
+            weight=weight, label_smoothing=recipe.label_smoothing
+        )
+    else:
+        plain = recipe.objective == "center"
+        loss_fn = DACLLoss(num_classes, FEATURES, lam=LAMBDA, plain=plain)
     params, decay = model.parameters(), recipe.weight_decay
     if recipe.optimizer == "sgd":
         optimizer = torch.optim.SGD(
@@ -152,12 +253,19 @@ def build_training(
         optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=decay)
     else:
         optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=decay)
+    total_steps = recipe.epochs * steps_per_epoch
     if recipe.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
+            optimizer, max_lr=recipe.lr, total_steps=total_steps
         )
+    elif recipe.schedule == "step":  # the step is counted in batches, as fit steps it
+        every = max(1, math.ceil(recipe.epochs / 3)) * steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=0.1)
     else:
         scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    centres = list(loss_fn.parameters())
+    if centres:
+        return model, loss_fn, [optimizer, torch.optim.SGD(centres, lr=recipe.centre_lr)], scheduler
     return model, loss_fn, optimizer, scheduler
 
 
@@ -170,17 +278,31 @@ def recipe_loaders(
     rank: int = 0,
     world_size: int = 1,
 ) -> tuple[FaceLoader, FaceLoader | None]:
-    """(train loader, validation loader or None) for a recipe: its channels, batch and augmentation.
+    """(train loader, validation loader or None) for a recipe: its channels, batch size,
+    faces per class, sampling and augmentation. The one place loaders for training are made.
 
-    rank and world_size give each torchrun process its share of every epoch.
+    The training batches are shuffled with their own seeded generator, so every run sees
+    the same batches in the same order; validation is not shuffled. A last batch of a
+    single face is dropped (batch norm cannot learn from one). rank and world_size give
+    each torchrun process its share of every epoch.
     """
-    train_set = data.dataset("train", classes, channels=recipe.channels, clean=clean)
+    train_set = data.dataset(
+        "train",
+        classes,
+        channels=recipe.channels,
+        clean=clean,
+        per_class=recipe.per_class,
+        seed=seed,
+    )
+    share = len(train_set) // world_size
     train_loader = FaceLoader(
         train_set,
         recipe.batch_size,
         shuffle=True,
         seed=seed,
         augment=AUGMENTATIONS[recipe.augment](),
+        drop_last=share % recipe.batch_size == 1 and share > 1,
+        balanced=recipe.sampling == "balanced",
         rank=rank,
         world_size=world_size,
     )
@@ -189,6 +311,33 @@ def recipe_loaders(
         val_set = data.dataset("validation", train_set.class_names, channels=recipe.channels)
         val_loader = FaceLoader(val_set, 256)
     return train_loader, val_loader
+
+
+def run_settings(
+    recipe: TrainRecipe,
+    data: FaceData,
+    class_names: Sequence[str],
+    seed: int,
+    clean: bool = False,
+    validate_every: int = 1,
+    train_faces: str = "",
+) -> dict:
+    """Every setting that decides a training's result, as plain values.
+
+    A saved run is reused only when its settings equal these (train_or_load).
+    train_faces fingerprints the training faces themselves (images and labels), so that a
+    run on other faces (mirrored copies added, another cap) is never taken for this one.
+    """
+    return {
+        "recipe": asdict(recipe),
+        "classes": list(class_names),
+        "seed": seed,
+        "data": data.source,
+        "tag": data.tag,
+        "clean": clean,
+        "validate_every": validate_every,
+        "train_faces": train_faces,
+    }
 
 
 def train_with_recipe(
@@ -208,17 +357,28 @@ def train_with_recipe(
     validate_every=N validates after every Nth epoch and the last one only (see fit).
 
     Returns (the model, fit's history: validation accuracy and balanced accuracy per epoch).
-    The checkpoint's `extra` records the recipe and the data, for its model card.
-    Inside torchrun each process trains its share (see distributed.py).
+    The checkpoint's `extra` records the recipe, the data and run_settings, for its model
+    card and for train_or_load. Inside torchrun each process trains its share.
     """
     recipe = get_recipe(recipe)
     device = choose_device() if device is None else torch.device(device)
     rank, world_size = world()
+    if world_size > 1 and recipe.objective != "cross_entropy":
+        raise FerError(  # the class centres would learn apart in every process
+            f"objective {recipe.objective!r} learns class centres, which data-parallel "
+            "training does not average between processes: train it in one process"
+        )
     seed_everything(seed)
     train_loader, val_loader = recipe_loaders(recipe, data, classes, seed, clean, rank, world_size)
-    names = train_loader.dataset.class_names
-    model, loss_fn, optimizer, scheduler = build_training(recipe, len(names), len(train_loader))
+    train_set = train_loader.dataset
+    names = train_set.class_names
+    model, loss_fn, optimizer, scheduler = build_training(
+        recipe, len(names), len(train_loader), train_set.class_counts()
+    )
     meta = make_meta(recipe.arch, names, **recipe.model_kwargs())
+    settings = run_settings(
+        recipe, data, names, seed, clean, validate_every, train_set.fingerprint()
+    )
     meta["extra"] = {
         "recipe": asdict(recipe),
         "data": data.source,
@@ -228,6 +388,7 @@ def train_with_recipe(
         "processes": world_size,
         "threads": torch.get_num_threads(),  # per process, for the model card
         "validate_every": validate_every,
+        "settings": settings,
     }
     fit_kwargs.setdefault("log_every", log_every(train_loader))
     history = fit(
@@ -251,12 +412,83 @@ def train_with_recipe(
     return model, history
 
 
-def course_epochs(data: FaceData, recipe: str | TrainRecipe = "fast") -> int:
+def settings_changed(saved: dict, wanted: dict) -> list[str]:
+    """What differs between a saved run's settings and the wanted ones, in words."""
+    before = (saved.get("extra") or {}).get("settings")
+    if before is None:
+        return ["the settings (the file does not record them)"]
+    changes = []
+    for key, value in wanted.items():
+        if key == "recipe":
+            old = before.get("recipe") or {}
+            changes += [
+                f"{field} {old.get(field)!r} -> {new!r}"
+                for field, new in value.items()
+                if old.get(field) != new
+            ]
+        elif before.get(key) != value:
+            changes.append(f"{key} {before.get(key)!r} -> {value!r}")
+    return changes
+
+
+def train_or_load(
+    path: str | Path,
+    recipe: str | TrainRecipe,
+    data: FaceData,
+    classes: Sequence[str] = COURSE_CLASSES,
+    seed: int = COURSE_SEED,
+    device: str | torch.device | None = None,
+    retrain: bool = False,
+    clean: bool = False,
+    validate_every: int = 1,
+    keep_resume_state: bool = False,
+    **fit_kwargs: object,
+) -> tuple[nn.Module, dict]:
+    """The model saved at `path` if it is a finished run of exactly these settings; else train.
+
+    The one way a notebook gets trained weights: a finished run with the same settings
+    (run_settings: the recipe, the classes, the data and the faces, the seed) is loaded;
+    an interrupted one resumes; a run with other settings is trained again, and the
+    message says which setting changed. retrain=True always starts again. A finished
+    run is kept without its resume state (checkpoints.drop_resume_state), a third to
+    two thirds of the file, unless keep_resume_state=True (notebook 04 shows it, and
+    `python -m fer_helpers train --resume` can take the run further).
+    Returns (model in eval mode, checkpoint info with its history).
+    """
+    recipe = get_recipe(recipe)
+    path = Path(path)
+    device = choose_device() if device is None else torch.device(device)
+    names = list(parse_classes(classes))
+    if path.exists() and not retrain:
+        saved = load_checkpoint(path)
+        train_set = data.dataset(
+            "train", names, recipe.channels, clean=clean, per_class=recipe.per_class, seed=seed
+        )
+        wanted = run_settings(
+            recipe, data, names, seed, clean, validate_every, train_set.fingerprint()
+        )
+        changed = settings_changed(saved, wanted)
+        if not changed and saved.get("epoch", 0) >= recipe.epochs:
+            return load_model(path, class_names=names, device=device)
+        if changed:
+            print(f"{path} was trained with other settings ({'; '.join(changed)}): training again")
+            retrain = True
+    if retrain:
+        path.unlink(missing_ok=True)
+    train_with_recipe(
+        recipe, data, path, names, seed, device, True, clean, validate_every, **fit_kwargs
+    )
+    if is_main() and not keep_resume_state:
+        drop_resume_state(path)  # finished: it is only ever loaded again, never resumed
+    return load_model(path, class_names=names, device=device)
+
+
+def three_class_epochs(data: FaceData, recipe: str | TrainRecipe = "fast") -> int:
     """Epochs notebook 04 trains for: the recipe's, or 1 on tiny data (a quick check, as in CI)."""
     return TINY_EPOCHS if data.tiny else get_recipe(recipe).epochs
 
 
-def course_weights(data: FaceData, recipe: str | TrainRecipe = "fast") -> Path:
+def three_class_weights(data: FaceData, recipe: str | TrainRecipe = "fast") -> Path:
     """Where notebook 04 saves its 3-class model for these data and recipe.
 
     face_expression[.tag].pth for the fast recipe, face_expression_course[.tag].pth
@@ -268,19 +500,10 @@ def course_weights(data: FaceData, recipe: str | TrainRecipe = "fast") -> Path:
 
 
 def course_loaders(
-    data: FaceData,
-    classes: Sequence[str] = COURSE_CLASSES,
-    batch_size: int = COURSE_BATCH,
-    seed: int = COURSE_SEED,
-) -> tuple[FaceLoader, FaceLoader]:
-    """(train loader, validation loader) of the course's classes, in batches of batch_size.
-
-    The training batches are shuffled with their own seeded generator, so every
-    run sees the same batches in the same order; validation is not shuffled.
-    """
-    train_loader = FaceLoader(data.dataset("train", classes), batch_size, shuffle=True, seed=seed)
-    val_loader = FaceLoader(data.dataset("validation", classes), batch_size)
-    return train_loader, val_loader
+    data: FaceData, classes: Sequence[str] = COURSE_CLASSES, seed: int = COURSE_SEED
+) -> tuple[FaceLoader, FaceLoader | None]:
+    """(train loader, validation loader) of the handout's recipe: batches of 32 faces."""
+    return recipe_loaders(COURSE, data, classes, seed)
 
 
 def log_every(train_loader: FaceLoader, lines: int = LOG_LINES_PER_EPOCH) -> int:
@@ -288,7 +511,7 @@ def log_every(train_loader: FaceLoader, lines: int = LOG_LINES_PER_EPOCH) -> int
     return max(1, len(train_loader) // lines)
 
 
-def train_course_model(
+def train_three_class_model(
     data: FaceData,
     recipe: str | TrainRecipe = "fast",
     retrain: bool = False,
@@ -296,75 +519,57 @@ def train_course_model(
 ) -> tuple[nn.Module, dict]:
     """Notebook 04's 3-class model: loaded if a finished run is saved, else trained (or resumed).
 
-    Saved at course_weights(data, recipe) after every epoch; an interrupted run
-    resumes; retrain=True starts again. A saved run of another recipe or with
-    other epochs is trained again. Returns (model in eval mode, checkpoint info
-    with class_names, epoch and history).
+    Saved at three_class_weights(data, recipe) after every epoch; an interrupted run
+    resumes; retrain=True starts again; a saved run with other settings is trained
+    again (train_or_load). Returns (model in eval mode, checkpoint info with
+    class_names, epoch and history).
     """
-    recipe = _course_recipe(data, recipe)
-    path = course_weights(data, recipe)
-    device = choose_device() if device is None else torch.device(device)
-    if path.exists() and not retrain:
-        saved = load_checkpoint(path)
-        if _finished(saved, recipe):
-            return load_model(path, class_names=COURSE_CLASSES, device=device)
-        if _recipe_of(saved) != asdict(recipe):
-            print(f"{path} holds a run of another recipe: training again")
-            retrain = True
-    if retrain:
-        path.unlink(missing_ok=True)
-    train_with_recipe(recipe, data, path, COURSE_CLASSES, COURSE_SEED, device, resume=True)
-    return load_model(path, class_names=COURSE_CLASSES, device=device)
+    recipe = _three_class_recipe(data, recipe)
+    path = three_class_weights(data, recipe)
+    return train_or_load(
+        path, recipe, data, COURSE_CLASSES, COURSE_SEED, device, retrain, keep_resume_state=True
+    )
 
 
-def course_model(
+def three_class_model(
     data: FaceData,
     device: str | torch.device | None = None,
     pretrained: bool = True,
 ) -> tuple[nn.Module, dict]:
     """The 3-class model the notebooks after 04 use, without training when it can.
 
-    1. notebook 04's finished run (fast recipe) at course_weights(data), if there is one;
+    1. notebook 04's finished run (fast recipe) at three_class_weights(data), if there is one;
     2. else, on FER2013, the shipped pretrained `si100-3class` (pretrained=False: train);
     3. else (synthetic faces, or no shipped weights) train it now as notebook 04 does.
     Returns (model in eval mode, checkpoint info); info["source"] says which it was.
     """
-    from .pretrained import load_pretrained, resolve_weights
-
     device = choose_device() if device is None else torch.device(device)
-    path = course_weights(data)
-    if path.exists() and _finished(load_checkpoint(path), _course_recipe(data)):
+    path = three_class_weights(data)
+    if path.exists() and _finished(load_checkpoint(path), _three_class_recipe(data)):
         model, info = load_model(path, class_names=COURSE_CLASSES, device=device)
         return model, {**info, "source": str(path)}
-    if pretrained and not data.synthetic:
-        try:
-            resolve_weights(PRETRAINED_3CLASS)
-        except FerError:
-            pass  # not shipped in this copy: train instead
-        else:
-            model, info = load_pretrained(PRETRAINED_3CLASS, COURSE_CLASSES, device)
-            return model, {**info, "source": f"pretrained {PRETRAINED_3CLASS}"}
-    model, info = train_course_model(data, device=device)
+    if pretrained and not data.synthetic and is_shipped(PRETRAINED_3CLASS):
+        model, info = load_pretrained(PRETRAINED_3CLASS, COURSE_CLASSES, device)
+        return model, {**info, "source": f"pretrained {PRETRAINED_3CLASS}"}
+    model, info = train_three_class_model(data, device=device)
     return model, {**info, "source": str(path)}
 
 
-def _course_recipe(data: FaceData, recipe: str | TrainRecipe = "fast") -> TrainRecipe:
+def _three_class_recipe(data: FaceData, recipe: str | TrainRecipe = "fast") -> TrainRecipe:
     """The recipe as notebook 04 runs it on these data: 1 epoch on tiny data."""
-    return replace(get_recipe(recipe), epochs=course_epochs(data, recipe))
-
-
-def _recipe_of(checkpoint: dict) -> dict | None:
-    return (checkpoint.get("extra") or {}).get("recipe")
+    return replace(get_recipe(recipe), epochs=three_class_epochs(data, recipe))
 
 
 def _finished(checkpoint: dict, recipe: TrainRecipe) -> bool:
-    """True for a complete run of exactly this recipe on the course's classes.
+    """True for a complete run of this recipe on the course's classes, validated every epoch.
 
-    Notebook 04 plots every epoch's validation scores, so a run that skipped some does not count.
+    Notebook 04 plots every epoch's validation scores, so a run that skipped some does not
+    count. (The faces are not fingerprinted here: this only decides whether to train.)
     """
+    settings = (checkpoint.get("extra") or {}).get("settings") or {}
     return (
-        _recipe_of(checkpoint) == asdict(recipe)
-        and (checkpoint.get("extra") or {}).get("validate_every", 1) == 1
+        settings.get("recipe") == asdict(recipe)
+        and settings.get("validate_every") == 1
+        and settings.get("classes") == list(COURSE_CLASSES)
         and checkpoint.get("epoch", 0) >= recipe.epochs
-        and checkpoint.get("class_names") == list(COURSE_CLASSES)
     )

@@ -1,7 +1,10 @@
-"""Training: pick a device, seed, build (model, loss, optimizer), fit, predict.
+"""Training: seed, build (model, loss, optimizer), fit, validate.
 
-fit is the course's training loop with two additions a long run needs: a
-checkpoint after every epoch, and resume=True to carry on after an interruption
+fit is the course's one training loop: the handout's recipe, the fast one, the
+imbalance strategies, DACL's variants and notebook 11's contenders all train in it
+(recipes.py turns a recipe into what fit takes). Beside the handout's loop it has
+two additions a long run needs: a checkpoint after every epoch, and resume=True to
+carry on after an interruption
 exactly where the uninterrupted run would have been (same weights, bit for bit
 on the CPU), because the checkpoint also holds the optimizer's state and the
 random number generators that shuffle the data.
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -35,104 +37,31 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .allocator import keep_freed_memory
-from .checkpoints import (
-    FORMAT,
-    check_fits,
-    load_checkpoint,
-    load_model,
-    load_weights,
-    make_meta,
-    save_checkpoint,
-)
+from .checkpoints import FORMAT, check_fits, load_checkpoint, load_weights, save_checkpoint
+from .devices import autocast, choose_device, describe_device, resolve_precision
 from .distributed import is_main, sync_buffers, world
 from .errors import CheckpointError, FerError
+from .inference import class_probabilities
 from .metrics import balanced_accuracy, confusion_matrix
 from .models import build_model
 
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_bal_acc", "epoch_seconds")
-"""What fit records once per epoch; val_* are NaN when there is no val_loader."""
+HISTORY_KEYS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_bal_acc",
+    "epoch_seconds",
+    "train_seconds",
+    "cpu_seconds",
+)
+"""What fit records once per epoch; val_* are NaN for an epoch without validation.
+epoch_seconds is the whole epoch, validation included; train_seconds the training pass
+alone, and cpu_seconds the processor time of all threads during it. An objective with
+parts (DACL's cross-entropy and sparse center loss) adds train_<part> for each."""
 
-PRECISIONS = ("auto", "fp32", "bf16")
-TTA_WORDS = {  # test-time augmentation modes (see tta_views), in words for reports
-    "none": "none, one look at each face",
-    "flip": "each face and its mirror image",
-    "shifts": "10 views: each face, shifted 2 pixels four ways, and the mirror of each",
-}
-TTA_MODES = tuple(TTA_WORDS)
-TTA_SHIFT = 2  # pixels, for tta="shifts"
-
-
-def choose_device(prefer: str | None = None) -> torch.device:
-    """CUDA if there is a usable NVIDIA GPU, else Apple's MPS, else the CPU.
-
-    prefer ("cpu", "cuda", "cuda:1", "mps") forces one and raises FerError when
-    this machine cannot use it.
-    """
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),  # not torch.cuda: the handout's slip
-        "cpu": True,
-    }
-    if prefer is None:
-        return torch.device(next(kind for kind, ok in available.items() if ok))
-    kind = prefer.split(":")[0].strip().lower()
-    if kind not in available:
-        raise FerError(f"unknown device {prefer!r}: expected 'cuda', 'mps', 'cpu' or None")
-    if not available[kind]:
-        usable = ", ".join(k for k, ok in available.items() if ok)
-        raise FerError(f"device {prefer!r} is not available on this machine (usable: {usable})")
-    return torch.device(prefer.strip().lower())
-
-
-def describe_device(device: str | torch.device) -> str:
-    """One line naming the device, with a hint when an NVIDIA GPU sits unused."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "mps":
-        return "mps (Apple GPU)"
-    if device.type == "cpu" and shutil.which("nvidia-smi") and not torch.cuda.is_available():
-        return (
-            "cpu (an NVIDIA GPU seems present but PyTorch cannot use it:"
-            " this torch build lacks CUDA, or the driver is too old)"
-        )
-    return device.type
-
-
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """ "fp32" or "bf16": what precision="auto" means on this device.
-
-    bfloat16 halves the bytes moved and, on hardware that computes in it, about
-    doubles the speed (2.0x for SI100FaceNet on this course's 2-core test machine).
-    "auto" takes it on CUDA GPUs that support it and on CPUs with native
-    bfloat16 instructions (AVX512-BF16 or AMX); elsewhere, where bfloat16 is
-    emulated and slower, and on Apple's MPS, it stays with float32.
-    """
-    if precision not in PRECISIONS:
-        raise FerError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if kind == "cpu":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return "fp32"
-
-
-def cpu_has_bf16() -> bool:
-    """True if this CPU has bfloat16 instructions (Linux /proc/cpuinfo flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # macOS, Windows: no /proc; stay with float32
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast(device: str | torch.device, precision: str) -> torch.autocast:
-    """The context that runs a forward pass in `precision` ("fp32" or "bf16")."""
-    kind = torch.device(device).type
-    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
+Optimizers = torch.optim.Optimizer | Sequence[torch.optim.Optimizer]
+"""fit steps one optimizer, or several (DACL's class centres learn by their own SGD)."""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -172,8 +101,8 @@ def make_training(
 def fit(
     model: nn.Module,
     train_loader: Iterable,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
+    optimizer: Optimizers,
     epochs: int,
     device: str | torch.device | None = None,
     val_loader: Iterable | None = None,
@@ -191,13 +120,19 @@ def fit(
 ) -> dict[str, list[float]]:
     """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
 
+    The one training loop of the course: every model in every notebook trains here.
+    loss_fn is a loss of (scores, labels), such as nn.CrossEntropyLoss, or an objective
+    with `part_names` (dacl.DACLLoss): it is called with all the model's outputs and the
+    labels and returns (loss, *parts), and each part's mean goes into the history as
+    train_<part>. optimizer is one optimizer or a sequence of them, all stepped after
+    every batch; scheduler is stepped after every batch too (OneCycleLR counts batches).
+
     Logs the device, the first batch's shape and value range, the mean loss of
     the last `log_every` batches, and one summary line per epoch.
     With checkpoint_path, saves a checkpoint after every epoch; checkpoint_meta
     (from checkpoints.make_meta) says how to rebuild the model. With resume=True
     and an existing checkpoint, continues after its last epoch.
-    scheduler is stepped after every batch (OneCycleLR counts batches);
-    precision is "fp32", "bf16" or "auto" (see resolve_precision); tta=True
+    precision is "fp32", "bf16" or "auto" (see devices.resolve_precision); tta=True
     validates on each face and its mirror image, averaging the two.
     validate_every=N validates after every Nth epoch and after the last one only (the
     other epochs' validation entries are NaN): long runs save the time; training is the same.
@@ -208,6 +143,7 @@ def fit(
         raise FerError("fit(checkpoint_path=...) needs checkpoint_meta=make_meta(arch, classes)")
     if validate_every < 1:
         raise FerError(f"validate_every must be at least 1, not {validate_every}")
+    optimizers = _as_list(optimizer)
     device = choose_device() if device is None else torch.device(device)
     precision = resolve_precision(precision, device)
     keep_freed_memory()  # large activations come back from malloc's heap: no page faults
@@ -215,17 +151,18 @@ def fit(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if isinstance(loss_fn, nn.Module):
-        loss_fn.to(device)  # its class weights must sit beside the scores
+        loss_fn.to(device)  # its class weights or centres must sit beside the scores
     say = tqdm.write if progress and log is print else log  # keeps progress bars intact
     main = is_main()
     if not main:
         say, progress = (lambda _: None), False
 
-    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+    keys = history_keys(loss_fn)
+    history: dict[str, list[float]] = {key: [] for key in keys}
     start = 0
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         start, history = _resume(
-            checkpoint_path, checkpoint_meta, model, optimizer, train_loader, scheduler
+            checkpoint_path, checkpoint_meta, model, (loss_fn, optimizers, scheduler), train_loader
         )
         say(f"Resuming from {checkpoint_path} after epoch {start}")
         if start >= epochs:
@@ -241,13 +178,14 @@ def fit(
         + (", channels_last" if channels_last else "")
         + (f", {ranks} data-parallel processes" if ranks > 1 else "")
     )
+    # An objective with parts is not a loss of scores: validation scores cross-entropy.
+    val_loss_fn = nn.CrossEntropyLoss() if objective_parts(loss_fn) else loss_fn
     for epoch in range(start, epochs):
-        began = time.perf_counter()
-        train_loss, train_acc = _train_epoch(
+        began, cpu_began = time.perf_counter(), time.process_time()
+        means = _train_epoch(
             trained,
             train_loader,
-            loss_fn,
-            optimizer,
+            (loss_fn, optimizers, scheduler),
             device,
             (epoch, epochs),
             show_batch=epoch == start,
@@ -255,32 +193,33 @@ def fit(
             say=say,
             progress=progress,
             channels_last=channels_last,
-            scheduler=scheduler,
             precision=precision,
         )
+        trained_for = time.perf_counter() - began, time.process_time() - cpu_began
         sync_buffers(model)  # batch-norm statistics: every process keeps the first one's
         val = {"loss": math.nan, "accuracy": math.nan, "balanced_accuracy": math.nan}
         if val_loader is not None and ((epoch + 1) % validate_every == 0 or epoch + 1 == epochs):
-            val = validate(model, val_loader, loss_fn, device, precision=precision, tta=tta)
-        seconds = time.perf_counter() - began
-        values = (
-            train_loss,
-            train_acc,
-            val["loss"],
-            val["accuracy"],
-            val["balanced_accuracy"],
-            seconds,
-        )
-        for key, value in zip(HISTORY_KEYS, values, strict=True):
-            history[key].append(value)
+            val = validate(model, val_loader, val_loss_fn, device, precision=precision, tta=tta)
+        means |= {
+            "val_loss": val["loss"],
+            "val_acc": val["accuracy"],
+            "val_bal_acc": val["balanced_accuracy"],
+            "epoch_seconds": time.perf_counter() - began,
+            "train_seconds": trained_for[0],
+            "cpu_seconds": trained_for[1],
+        }
+        for key in keys:
+            history[key].append(means[key])
         say(_summary(epoch, epochs, history))
         if checkpoint_path is not None and main:
+            states = [opt.state_dict() for opt in optimizers]
             save_checkpoint(
                 checkpoint_path,
                 **checkpoint_meta,
                 model_state=model.state_dict(),
-                optimizer_state=optimizer.state_dict(),
+                optimizer_state=states[0] if len(states) == 1 else states,
                 scheduler_state=scheduler.state_dict() if scheduler is not None else None,
+                objective_state=_objective_state(loss_fn),
                 epoch=epoch + 1,
                 history=history,
                 rng=_rng_state(train_loader),
@@ -288,60 +227,33 @@ def fit(
     return history
 
 
-def train_or_load(
-    path: str | Path,
-    train_loader: Iterable,
-    class_names: Sequence[str],
-    epochs: int,
-    val_loader: Iterable | None = None,
-    arch: str = "si100",
-    lr: float = 1e-3,
-    device: str | torch.device | None = None,
-    retrain: bool = False,
-    class_weights: Sequence[float] | torch.Tensor | None = None,
-    **fit_kwargs: object,
-) -> tuple[nn.Module, dict]:
-    """The model saved at `path` if it is a finished run for these classes; else train it.
+def objective_parts(loss_fn: object) -> tuple[str, ...]:
+    """The names of an objective's parts (DACLLoss: ("ce", "sc")); () for a plain loss."""
+    return tuple(getattr(loss_fn, "part_names", ()))
 
-    A notebook that needs trained weights calls this: it reuses what an earlier
-    notebook trained, finishes a run that was interrupted (resume), or trains
-    from scratch. class_weights weight the loss per class (see make_training).
-    Returns (model in eval mode, checkpoint info with its history).
+
+def history_keys(loss_fn: object = None) -> tuple[str, ...]:
+    """The keys of fit's history for this loss: HISTORY_KEYS, then train_<part> for each part."""
+    return HISTORY_KEYS + tuple(f"train_{part}" for part in objective_parts(loss_fn))
+
+
+def batch_loss(
+    loss_fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
+    outputs: torch.Tensor | tuple[torch.Tensor, ...],
+    y: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(loss, scores, parts) of one batch: the loss to minimise, the class scores, the parts.
+
+    A plain loss sees the scores (the first output of a model that returns several); an
+    objective with part_names sees every output. Both compute in float32.
     """
-    path = Path(path)
-    names = list(class_names)
-    if path.exists() and not retrain:
-        info = load_checkpoint(path)
-        if info.get("epoch", 0) >= epochs and info.get("class_names") == names:
-            return load_model(path, class_names=names, device=device or choose_device())
-    elif path.exists():
-        path.unlink()  # retrain: start again rather than resume
-    model, loss_fn, optimizer = make_training(arch, len(names), lr=lr, class_weights=class_weights)
-    fit(
-        model,
-        train_loader,
-        loss_fn,
-        optimizer,
-        epochs,
-        device=device,
-        val_loader=val_loader,
-        checkpoint_path=path,
-        checkpoint_meta=make_meta(arch, names),
-        resume=True,
-        **fit_kwargs,
+    outputs = (
+        tuple(o.float() for o in outputs) if isinstance(outputs, tuple) else (outputs.float(),)
     )
-    return load_model(path, class_names=names, device=device or choose_device())
-
-
-def evaluate_loss_acc(
-    model: nn.Module,
-    loader: Iterable,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    device: str | torch.device,
-) -> tuple[float, float]:
-    """Mean loss per image and accuracy (0..1) over a loader, in eval mode."""
-    scores = validate(model, loader, loss_fn, device)
-    return scores["loss"], scores["accuracy"]
+    if not objective_parts(loss_fn):
+        return loss_fn(outputs[0], y), outputs[0], []
+    loss, *parts = loss_fn(*outputs, y)
+    return loss, outputs[0], parts
 
 
 def validate(
@@ -355,7 +267,8 @@ def validate(
     """Mean loss per image, accuracy and balanced accuracy (0..1) over a loader, in eval mode.
 
     tta=True scores each face and its mirror image and averages the two
-    probability vectors (flip test-time augmentation); "shifts" averages 10 views (tta_views).
+    probability vectors (flip test-time augmentation); "shifts" averages 10 views
+    (inference.tta_views).
     """
     keep_freed_memory()
     model.eval()
@@ -384,84 +297,10 @@ def validate(
     }
 
 
-def tta_mode(tta: bool | str | None) -> str:
-    """ "none", "flip" or "shifts" for a tta setting; True means "flip", as recipes store it."""
-    if not isinstance(tta, str):
-        return "flip" if tta else "none"
-    if tta not in TTA_MODES:
-        raise FerError(f"unknown test-time augmentation {tta!r}: expected one of {TTA_MODES}")
-    return tta
-
-
-def tta_views(x: torch.Tensor, tta: bool | str = False) -> list[torch.Tensor]:
-    """The views of a batch (B, C, H, W) that test-time augmentation scores and averages.
-
-    "none": the batch itself. "flip" (or True): it and its mirror image. "shifts": those
-    two and, of each, the four copies shifted by TTA_SHIFT pixels up, down, left and right
-    (the border mirrored into the gap): 10 views, like the "ten-crop" of FER papers (which
-    cut smaller crops) for a net that sees the whole 48x48 face. Each view costs one more
-    forward pass.
-    """
-    mode = tta_mode(tta)
-    views = [x]
-    if mode == "none":
-        return views
-    views.append(x.flip(dims=[3]))
-    if mode == "shifts":
-        s, (h, w) = TTA_SHIFT, x.shape[-2:]
-        padded = torch.nn.functional.pad(x, (s, s, s, s), mode="reflect")
-        for dy, dx in ((-s, 0), (s, 0), (0, -s), (0, s)):
-            shifted = padded[..., s + dy : s + dy + h, s + dx : s + dx + w]
-            views += [shifted, shifted.flip(dims=[3])]
-    return views
-
-
-def class_probabilities(model: nn.Module, x: torch.Tensor, tta: bool | str = False) -> torch.Tensor:
-    """Softmax probabilities (float32) of a batch, averaged over its tta_views."""
-    views = tta_views(x, tta)
-    probabilities = torch.softmax(scores_of(model, views[0]).float(), dim=1)
-    for view in views[1:]:
-        probabilities = probabilities + torch.softmax(scores_of(model, view).float(), dim=1)
-    return probabilities / len(views)
-
-
-def scores_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The class scores of a batch; a model may return (scores, ...), as DACLNet does."""
-    out = model(x)
-    return out[0] if isinstance(out, tuple) else out
-
-
-def predict(
-    model: nn.Module,
-    loader: Iterable,
-    device: str | torch.device | None = None,
-    tta: bool | str = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(true labels, predicted labels, softmax probabilities) over a loader.
-
-    Leaves the model in eval mode; runs on the model's own device unless told.
-    tta=True averages each face's probabilities with its mirror image's; "shifts" over
-    10 views (tta_views).
-    """
-    keep_freed_memory()
-    device = next(model.parameters()).device if device is None else torch.device(device)
-    model.to(device).eval()
-    labels, probabilities = [], []
-    with torch.inference_mode():
-        for x, y in loader:
-            probabilities.append(class_probabilities(model, x.to(device, non_blocking=True), tta))
-            labels.append(torch.as_tensor(y).cpu())
-    if not labels:
-        raise FerError("the loader gave no images to predict")
-    probs = torch.cat(probabilities).cpu().numpy()
-    return torch.cat(labels).numpy().astype(np.int64), probs.argmax(axis=1), probs
-
-
 def _train_epoch(
     model: nn.Module,
     loader: Iterable,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    training: tuple,
     device: torch.device,
     epoch_of: tuple[int, int],
     *,
@@ -470,15 +309,20 @@ def _train_epoch(
     say: Callable[[str], object],
     progress: bool,
     channels_last: bool,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     precision: str = "fp32",
-) -> tuple[float, float]:
-    """One pass over the training data; returns (mean loss, accuracy)."""
+) -> dict[str, float]:
+    """One pass over the training data; returns the means: train_loss, train_acc, train_<part>.
+
+    training: (loss_fn, optimizers, scheduler or None).
+    """
+    loss_fn, optimizers, scheduler = training
     epoch, epochs = epoch_of
     total = len(loader)
+    parts = objective_parts(loss_fn)
     model.train()
     # Sums stay on the device: calling .item() every batch would make the GPU wait.
     loss_sum = torch.zeros((), device=device)
+    part_sums = torch.zeros(len(parts), device=device)
     recent = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
@@ -489,16 +333,19 @@ def _train_epoch(
             x = x.contiguous(memory_format=torch.channels_last)
         if show_batch and k == 1:
             say(f"Batch shape: {list(x.shape)}, value range: ({x.min():.2f}, {x.max():.2f})")
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         with autocast(device, precision):
-            scores = model(x)
-            loss = loss_fn(scores.float(), y)
+            loss, scores, values = batch_loss(loss_fn, model(x), y)
         loss.backward()
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
 
         loss_sum += loss.detach() * len(y)
+        if parts:
+            part_sums += torch.stack([value.detach() for value in values]) * len(y)
         recent += loss.detach()
         correct += (scores.argmax(dim=1) == y).sum()
         seen += len(y)
@@ -511,7 +358,10 @@ def _train_epoch(
     bar.close()
     if seen == 0:
         raise FerError("the training loader gave no batches")
-    return loss_sum.item() / seen, correct.item() / seen
+    means = {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen}
+    for part, value in zip(parts, part_sums.tolist(), strict=True):
+        means[f"train_{part}"] = value / seen
+    return means
 
 
 def _summary(epoch: int, epochs: int, history: dict[str, list[float]]) -> str:
@@ -519,6 +369,9 @@ def _summary(epoch: int, epochs: int, history: dict[str, list[float]]) -> str:
         f"Epoch {epoch + 1}/{epochs} done: train loss {history['train_loss'][-1]:.4f},"
         f" train acc {history['train_acc'][-1]:.2%}"
     )
+    parts = [key for key in history if key not in HISTORY_KEYS]  # an objective's train_<part>
+    if parts:
+        line += " (" + ", ".join(f"{key[6:]} {history[key][-1]:.4f}" for key in parts) + ")"
     if not math.isnan(history["val_loss"][-1]):
         line += (
             f", val loss {history['val_loss'][-1]:.4f}, val acc {history['val_acc'][-1]:.2%}"
@@ -531,11 +384,14 @@ def _resume(
     path: str | Path,
     meta: dict,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    training: tuple,
     loader: Iterable,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[int, dict[str, list[float]]]:
-    """Restore model, optimizer, scheduler and random states; return (epochs done, history)."""
+    """Restore model, objective, optimizers, scheduler and random states.
+
+    training: (loss_fn, optimizers, scheduler or None). Returns (epochs done, history).
+    """
+    loss_fn, optimizers, scheduler = training
     checkpoint = load_checkpoint(path)
     if checkpoint["format"] != FORMAT or "epoch" not in checkpoint:
         raise CheckpointError(f"{path} holds weights only, not a training run to resume")
@@ -545,8 +401,17 @@ def _resume(
     check_fits(checkpoint, path, num_classes=len(names), class_names=names)
     _check_same_schedule(checkpoint, path, scheduler)
     load_weights(model, checkpoint["model_state"], path)
-    if checkpoint.get("optimizer_state") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer_state"])
+    states = checkpoint.get("optimizer_state")
+    if states is not None:
+        states = states if isinstance(states, list) else [states]
+        if len(states) != len(optimizers):
+            raise CheckpointError(
+                f"{path} holds {len(states)} optimizer states; this training has {len(optimizers)}"
+            )
+        for optimizer, state in zip(optimizers, states, strict=True):
+            optimizer.load_state_dict(state)
+    if checkpoint.get("objective_state") is not None and isinstance(loss_fn, nn.Module):
+        load_weights(loss_fn, checkpoint["objective_state"], path)
     if scheduler is not None and checkpoint.get("scheduler_state") is not None:
         scheduler.load_state_dict(checkpoint["scheduler_state"])
     if checkpoint.get("rng") is not None:
@@ -554,8 +419,19 @@ def _resume(
     saved = checkpoint.get("history") or {}
     done = checkpoint["epoch"]
     # A run saved before a key existed gets NaN for it, so every list has one value per epoch.
-    history = {key: list(saved.get(key, [math.nan] * done)) for key in HISTORY_KEYS}
-    return checkpoint["epoch"], history
+    history = {key: list(saved.get(key, [math.nan] * done)) for key in history_keys(loss_fn)}
+    return done, history
+
+
+def _as_list(optimizer: Optimizers) -> list:
+    return list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+
+
+def _objective_state(loss_fn: object) -> dict | None:
+    """What an objective learns (DACL's class centres), for the checkpoint; None if nothing."""
+    if isinstance(loss_fn, nn.Module) and any(True for _ in loss_fn.parameters()):
+        return loss_fn.state_dict()
+    return None
 
 
 def _check_same_schedule(

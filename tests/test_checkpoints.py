@@ -247,3 +247,41 @@ def test_an_ensemble_refuses_members_that_disagree(tmp_path: Path) -> None:
     with pytest.raises(FerError, match="at least 2"):
         combine_checkpoints([tmp_path / "a.pth"], tmp_path / "x.pth")
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_dropping_the_resume_state_keeps_everything_else(tmp_path):
+    from fer_helpers.checkpoints import (
+        drop_resume_state,
+        load_checkpoint,
+        make_meta,
+        save_checkpoint,
+    )
+    from fer_helpers.models import build_model
+
+    model = build_model("si100", num_classes=3, hidden=8)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.zeros(2, 3, 48, 48)).sum().backward()
+    optimizer.step()  # Adam now holds two moments per weight
+    path = tmp_path / "run.pth"
+    save_checkpoint(
+        path,
+        **make_meta("si100", ["happy", "neutral", "sad"], hidden=8),
+        model_state=model.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state={"last_epoch": 3},
+        rng={"torch": torch.get_rng_state()},
+        epoch=2,
+        history={"train_loss": [1.0, 0.5]},
+        extra={"settings": {"seed": 0}},
+    )
+    before = load_checkpoint(path)
+    size = path.stat().st_size
+    drop_resume_state(path)
+    after = load_checkpoint(path)
+    assert set(before) - set(after) == {"optimizer_state", "scheduler_state", "rng"}
+    for key in ("arch", "arch_kwargs", "class_names", "normalization", "epoch", "history", "extra"):
+        assert after[key] == before[key]
+    for name, tensor in before["model_state"].items():
+        assert torch.equal(after["model_state"][name], tensor)
+    assert path.stat().st_size < 0.5 * size  # Adam's two moments were twice the weights
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left over

@@ -7,10 +7,9 @@ import pytest
 import torch
 from conftest import assert_checker_contract
 
-from fer_helpers import comparison, paths
+from fer_helpers import paths, train
 from fer_helpers.comparison import (
     CONTENDERS,
-    Recipe,
     build_contender,
     comparison_plot,
     comparison_row,
@@ -23,10 +22,10 @@ from fer_helpers.data import load_synthetic
 from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.exercises import ExerciseError
 from fer_helpers.exercises.comparison import check_conv_block_parameters, check_conv_flops
+from fer_helpers.inference import scores_of
 from fer_helpers.models import ConvNet5, Residual, ResNet9, build_model, count_parameters
-from fer_helpers.train import scores_of
 
-TINY = Recipe(epochs=2, per_class=2, batch_size=8)
+TINY = {"epochs": 2, "per_class": 2, "batch_size": 8}
 
 
 def on_device_of(model, x):
@@ -105,40 +104,46 @@ def test_flops_grow_with_the_image_not_the_parameters():
 
 def test_train_contender_saves_and_reloads(weights_dir):
     data = load_synthetic(tiny=True)
-    model, info = train_contender("convnet5", data, TINY, progress=False)
+    model, info = train_contender("convnet5", data, **TINY, progress=False)
     path = weights_dir / "compare_convnet5.synthetic-tiny.pth"
     assert path.exists() and info["epoch"] == 2
-    assert set(info["history"]) == set(comparison.HISTORY_KEYS)
+    assert set(info["history"]) == set(train.HISTORY_KEYS)  # the one loop's history
     assert all(len(v) == 2 for v in info["history"].values())
+    # validated after the last epoch only: the seconds per epoch are training alone
+    assert np.isnan(info["history"]["val_acc"][0]) and not np.isnan(info["history"]["val_acc"][1])
     saved = torch.load(path, weights_only=True)
-    assert "optimizer_state" not in saved  # a finished run keeps only what predicting needs
-    again, info2 = train_contender("convnet5", data, TINY, progress=False)
+    assert saved["format"] == "fer_helpers/1" and saved["arch"] == "convnet5"
+    assert {"optimizer_state", "scheduler_state", "rng"}.isdisjoint(saved)  # finished: compact
+    again, info2 = train_contender("convnet5", data, **TINY, progress=False)
     x = on_device_of(model, torch.randn(3, 1, 48, 48))
     torch.testing.assert_close(model(x), again(x))
-    assert info2["history"] == info["history"]
+    np.testing.assert_equal(info2["history"], info["history"])
 
 
 def test_same_recipe_same_weights_and_dacl_trains_its_centres(weights_dir):
     data = load_synthetic(tiny=True)
     # Bit for bit holds on the CPU; GPU kernels may add in another order (seed_everything).
-    first, _ = train_contender("dacl", data, TINY, progress=False, retrain=True, device="cpu")
-    second, _ = train_contender("dacl", data, TINY, progress=False, retrain=True, device="cpu")
+    first, info = train_contender("dacl", data, **TINY, progress=False, retrain=True, device="cpu")
+    second, _ = train_contender("dacl", data, **TINY, progress=False, retrain=True, device="cpu")
     x = on_device_of(first, torch.randn(2, 1, 48, 48))
     torch.testing.assert_close(scores_of(first, x), scores_of(second, x))
     saved = torch.load(weights_dir / "compare_dacl.synthetic-tiny.pth", weights_only=True)
-    centres = saved["loss_state"]["center_loss.centres"]
+    centres = saved["objective_state"]["center_loss.centres"]
     assert centres.shape == (7, 512)
+    assert "optimizer_state" not in saved  # finished: kept without the resume state
+    assert {"train_ce", "train_sc"} <= set(info["history"])
 
 
-@pytest.mark.parametrize("name", ["si100", "convnet5"])  # convnet5: dropout draws random numbers
+# convnet5: dropout draws random numbers; dacl: two optimizers and the centres to restore
+@pytest.mark.parametrize("name", ["si100", "convnet5", "dacl"])
 def test_an_interrupted_run_resumes_to_the_same_weights(weights_dir, monkeypatch, name):
     data = load_synthetic(tiny=True)
-    whole, _ = train_contender(name, data, TINY, progress=False, device="cpu")
+    whole, _ = train_contender(name, data, **TINY, progress=False, device="cpu")
     path = weights_dir / f"compare_{name}.synthetic-tiny.pth"
     path.unlink()
 
     calls = {"n": 0}
-    real = comparison._train_epoch
+    real = train._train_epoch
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -146,13 +151,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(weights_dir, monkeypatch
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(comparison, "_train_epoch", interrupted)
+    monkeypatch.setattr(train, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_contender(name, data, TINY, progress=False, device="cpu")
-    assert torch.load(path, weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(comparison, "_train_epoch", real)
+        train_contender(name, data, **TINY, progress=False, device="cpu")
+    halfway = torch.load(path, weights_only=True)
+    assert halfway["epoch"] == 1
+    if name == "dacl":  # the network's Adam and the centres' SGD, both to resume
+        assert len(halfway["optimizer_state"]) == 2
+    monkeypatch.setattr(train, "_train_epoch", real)
     torch.manual_seed(123)  # whatever happened in between: the run restores its own state
-    resumed, info = train_contender(name, data, TINY, progress=False, device="cpu")
+    resumed, info = train_contender(name, data, **TINY, progress=False, device="cpu")
     assert info["epoch"] == 2 and len(info["history"]["train_loss"]) == 2
     x = on_device_of(whole, torch.randn(2, 1, 48, 48))
     torch.testing.assert_close(whole(x), resumed(x))
@@ -160,10 +168,13 @@ def test_an_interrupted_run_resumes_to_the_same_weights(weights_dir, monkeypatch
 
 def test_another_recipe_trains_again(weights_dir, capsys):
     data = load_synthetic(tiny=True)
-    train_contender("convnet5", data, TINY, progress=False)
-    _, info = train_contender("convnet5", data, Recipe(epochs=1, per_class=2), progress=False)
-    assert "another recipe" in capsys.readouterr().out
-    assert info["epoch"] == 1 and info["batch_size"] == 64
+    train_contender("convnet5", data, **TINY, progress=False)
+    capsys.readouterr()
+    _, info = train_contender("convnet5", data, epochs=1, per_class=2, progress=False)
+    said = capsys.readouterr().out
+    assert "compare_convnet5.synthetic-tiny.pth was trained with other settings (" in said
+    assert "epochs 2 -> 1; batch_size 8 -> 64" in said and "training again" in said
+    assert info["epoch"] == 1 and info["extra"]["recipe"]["batch_size"] == 64
 
 
 def test_a_corrupt_run_file_is_named(weights_dir):
@@ -171,14 +182,14 @@ def test_a_corrupt_run_file_is_named(weights_dir):
     path = weights_dir / "compare_si100.synthetic-tiny.pth"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="compare_si100"):
-        train_contender("si100", data, TINY, progress=False)
+        train_contender("si100", data, **TINY, progress=False)
 
 
 def test_table_and_plot(weights_dir):
     data = load_synthetic(tiny=True)
     rows = {}
     for name in ("si100", "convnet5"):
-        model, info = train_contender(name, data, Recipe(epochs=1, per_class=2), progress=False)
+        model, info = train_contender(name, data, epochs=1, per_class=2, progress=False)
         cm = validation_confusion(model, data)
         assert cm.shape == (7, 7) and cm.sum() == len(data["validation"])
         rows[name] = comparison_row(model, info, cm)

@@ -6,6 +6,7 @@ References are worked by hand or written as plain loops, independently of fer_he
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,21 +15,15 @@ import torch.nn.functional as F
 from conftest import assert_checker_contract
 
 from fer_helpers import paths
-from fer_helpers.dacl import (
-    LAMBDA,
-    DACLLoss,
-    DACLNet,
-    SparseCenterLoss,
-    ablation_table,
-    attention_from_heads,
-    sparse_center_loss,
-    train_dacl,
-    train_variant,
-    training_loader,
-)
+from fer_helpers.dacl import ablation_table, train_variant, variant_recipe
 from fer_helpers.data import load_synthetic
 from fer_helpers.exercises import ExerciseError
 from fer_helpers.exercises.dacl import check_attention_heads, check_sparse_center_loss
+from fer_helpers.labels import EMOTIONS
+from fer_helpers.losses import LAMBDA, DACLLoss, SparseCenterLoss, sparse_center_loss
+from fer_helpers.models import DACLNet, attention_from_heads
+from fer_helpers.recipes import recipe_loaders
+from fer_helpers.train import fit
 
 # Two images, three features, three classes.
 X = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
@@ -136,11 +131,11 @@ def test_training_moves_centres_towards_their_class_and_lambda_zero_leaves_them(
         before = loss_fn.center_loss.centres.detach().clone()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # only the centres move
         centre_optimizer = torch.optim.SGD(loss_fn.parameters(), lr=0.5)
-        history = train_dacl(
-            model, loss_fn, optimizer, centre_optimizer, [(x, y)], 1, device="cpu", progress=False
+        history = fit(
+            model, [(x, y)], loss_fn, [optimizer, centre_optimizer], 1, device="cpu", progress=False
         )
         after = loss_fn.center_loss.centres.detach()
-        assert len(history["train_loss"]) == 1
+        assert len(history["train_loss"]) == 1 and len(history["train_sc"]) == 1
         assert torch.any(after != before) == moves
         if moves:  # eval-free check: with lr 0 the features are fixed; centres come closer
             model.train()
@@ -151,12 +146,38 @@ def test_training_moves_centres_towards_their_class_and_lambda_zero_leaves_them(
             )
 
 
-def test_training_loader_keeps_at_most_per_class():
+def test_the_centres_learn_from_l_sc_alone_and_the_network_from_the_total():
+    # DACL's code divides the centres' gradient by lambda; DACLLoss does it in its graph.
+    torch.manual_seed(0)
+    features = torch.randn(4, 5, requires_grad=True)
+    attention = torch.rand(4, 5)
+    labels = torch.tensor([0, 2, 1, 2])
+    logits = torch.randn(4, 3, requires_grad=True)
+    loss_fn = DACLLoss(num_classes=3, feat_dim=5, lam=0.25)
+    total, ce, sc = loss_fn(logits, features, attention, labels)
+    total.backward()
+    centres = loss_fn.center_loss.centres.detach().clone().requires_grad_(True)
+    by_hand = F.cross_entropy(logits.detach(), labels)
+    x = features.detach().clone().requires_grad_(True)
+    reference = by_hand + 0.25 * sparse_center_loss(x, centres, labels, attention)
+    reference.backward()
+    torch.testing.assert_close(total, reference)
+    torch.testing.assert_close(features.grad, x.grad)  # the network: d(CE + lam * L_SC)
+    torch.testing.assert_close(loss_fn.center_loss.centres.grad, centres.grad / 0.25)  # d L_SC
+
+
+def test_a_variant_sees_at_most_per_class_faces_of_each_class():
     data = load_synthetic(tiny=True)
-    loader = training_loader(data, batch_size=10, per_class=3)
+    recipe = variant_recipe("dacl", epochs=1, per_class=3, batch_size=10)
+    loader, _ = recipe_loaders(recipe, data, classes=EMOTIONS)
     counts = np.bincount(loader.dataset.targets.numpy(), minlength=7)
-    assert counts.tolist() == [3] * 7
-    assert all(len(y) == 10 for _, y in loader)  # drop_last: no short batch
+    expected = np.minimum(data["train"].class_counts(), 3)
+    assert counts.tolist() == expected.tolist()
+    assert counts.sum() == 21
+    # batches of 10: 10, 10 and a last one of a single face, dropped (batch norm needs two)
+    assert [len(y) for _, y in loader] == [10, 10]
+    loader, _ = recipe_loaders(replace(recipe, batch_size=8), data, classes=EMOTIONS)
+    assert [len(y) for _, y in loader] == [8, 8, 5]  # a short last batch is kept
 
 
 def test_ablation_table_balanced_accuracy():
@@ -176,7 +197,8 @@ def test_train_variant_saves_and_reloads(tmp_path, monkeypatch):
     again, info2 = train_variant(data, "dacl", 1, per_class=2, progress=False)
     x = torch.zeros(2, 3, 48, 48, device=next(model.parameters()).device)  # CUDA, MPS or CPU
     torch.testing.assert_close(model.eval()(x)[0], again(x)[0])
-    assert info2["history"] == info["history"]
+    np.testing.assert_equal(info2["history"], info["history"])
+    assert info["extra"]["recipe"]["objective"] == "dacl" and "train_sc" in info["history"]
 
 
 # --- the exercise checkers ---------------------------------------------------------------------
@@ -238,3 +260,13 @@ def test_loss_checker_names_the_mistake(wrong, message):
 def test_heads_checker_names_the_mistake(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_attention_heads(wrong)
+
+
+def test_center_loss_objectives_are_refused_data_parallel(tmp_path, monkeypatch):
+    from fer_helpers import recipes
+    from fer_helpers.errors import FerError
+
+    monkeypatch.setattr(recipes, "world", lambda: (0, 2))  # as if under torchrun with 2
+    data = load_synthetic(tiny=True)
+    with pytest.raises(FerError, match="objective 'dacl' learns class centres"):
+        recipes.train_with_recipe(variant_recipe("dacl", 1, 2), data, tmp_path / "x.pth")

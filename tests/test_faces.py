@@ -33,7 +33,7 @@ from fer_helpers.faces import (
     sample_photo_path,
     square_box,
     to_gray,
-    webcam_capture,
+    webcam_frames,
 )
 from fer_helpers.labels import COURSE_CLASSES
 from fer_helpers.models import SI100FaceNet
@@ -222,6 +222,33 @@ def test_crop_past_the_edge_repeats_the_edge_pixels():
     np.testing.assert_array_equal(crop, padded[5:53, 0:48])
 
 
+@pytest.mark.parametrize(
+    "box",
+    [
+        (-10, 5, 48, 48),  # past the left edge
+        (40, 5, 48, 48),  # past the right edge (70 columns)
+        (10, -7, 48, 48),  # past the top
+        (10, 30, 48, 48),  # past the bottom (60 rows)
+        (35, 25, 48, 48),  # past the bottom-right corner
+        (-3, 20, 48, 48),  # past the left edge by less than the right pad would be
+        (-20, -20, 110, 100),  # larger than the image on every side (a 110-pixel square)
+        (0, 0, 70, 60),  # the whole image: a 70-pixel square, past the bottom
+    ],
+)
+def test_crop_past_any_edge_repeats_that_edges_pixels(box):
+    # Reference: numpy's edge padding, wide enough for any of these boxes.
+    gray = np.random.default_rng(4).integers(0, 256, (60, 70), dtype=np.uint8)
+    x, y, w, h = box
+    side = max(w, h)
+    x, y = x + (w - side) // 2, y + (h - side) // 2  # the square around the box's centre
+    padded = np.pad(gray, 64, mode="edge")
+    square = padded[y + 64 : y + 64 + side, x + 64 : x + 64 + side]
+    expected = cv2.resize(
+        square, (48, 48), interpolation=cv2.INTER_AREA if side > 48 else cv2.INTER_LINEAR
+    )
+    np.testing.assert_array_equal(crop_face(gray, box, margin=0), expected)
+
+
 def test_crop_with_a_margin_takes_a_larger_square(astronaut_gray):
     box = detect_faces(astronaut_gray)[0]
     wider = crop_face(astronaut_gray, box, margin=0.25)
@@ -350,15 +377,16 @@ class FakeCamera:
 
 
 @pytest.mark.parametrize("opened", [True, False])
-def test_webcam_capture_gives_rgb_and_releases_the_camera(monkeypatch, opened):
+def test_webcam_frames_are_rgb_and_the_camera_is_released(monkeypatch, opened):
     camera = FakeCamera(opened)
     monkeypatch.setattr(cv2, "VideoCapture", lambda index: camera)
     if opened:
-        frame = webcam_capture()
-        assert (
-            frame.shape == (4, 6, 3) and (frame[..., 2] == 255).all() and frame[..., 0].max() == 0
-        )
+        frames = list(webcam_frames(max_frames=2))
+        assert len(frames) == 2
+        for frame in frames:  # blue in OpenCV's BGR is the last channel in RGB
+            assert frame.shape == (4, 6, 3) and (frame[..., 2] == 255).all()
+            assert frame[..., 0].max() == 0
     else:
         with pytest.raises(DataError, match="no webcam at index 0"):
-            webcam_capture()
+            list(webcam_frames())
     assert camera.released

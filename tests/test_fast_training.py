@@ -11,11 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from fer_helpers import cli, train
+from fer_helpers import cli, devices
 from fer_helpers.augment import Augment, CropFlip
 from fer_helpers.checkpoints import load_checkpoint, load_model, make_meta, save_checkpoint
 from fer_helpers.data import FaceDataset, FaceLoader, FaceSplit, load_synthetic
+from fer_helpers.devices import autocast, resolve_precision
 from fer_helpers.errors import FerError
+from fer_helpers.inference import TTA_SHIFT, class_probabilities, predict, tta_views
 from fer_helpers.labels import COURSE_CLASSES, fer_labels
 from fer_helpers.models import SI100FaceNet, count_parameters
 from fer_helpers.recipes import (
@@ -26,17 +28,7 @@ from fer_helpers.recipes import (
     get_recipe,
     train_with_recipe,
 )
-from fer_helpers.train import (
-    HISTORY_KEYS,
-    TTA_SHIFT,
-    autocast,
-    class_probabilities,
-    fit,
-    predict,
-    resolve_precision,
-    tta_views,
-    validate,
-)
+from fer_helpers.train import HISTORY_KEYS, fit, validate
 
 CONV_CHANNELS = (64, 128, 256)  # conv1..conv3 outputs: one BatchNorm2d each
 PLAIN_KEYS = {
@@ -241,7 +233,7 @@ def test_an_unknown_precision_is_refused():
 
 @pytest.mark.parametrize("has_bf16", [True, False])
 def test_auto_precision_follows_the_hardware(monkeypatch, has_bf16):
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: has_bf16)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: has_bf16)
     expected = "bf16" if has_bf16 else "fp32"
     assert resolve_precision("auto", "cpu") == expected
@@ -266,8 +258,8 @@ def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, cpuinfo, expected):
         def read_text(self) -> str:
             return cpuinfo
 
-    monkeypatch.setattr(train, "Path", FakePath)
-    assert train.cpu_has_bf16() is expected
+    monkeypatch.setattr(devices, "Path", FakePath)
+    assert devices.cpu_has_bf16() is expected
 
 
 def test_cpu_has_bf16_is_false_without_proc(monkeypatch):
@@ -278,8 +270,8 @@ def test_cpu_has_bf16_is_false_without_proc(monkeypatch):
         def read_text(self) -> str:
             raise FileNotFoundError("/proc/cpuinfo")
 
-    monkeypatch.setattr(train, "Path", NoProc)
-    assert train.cpu_has_bf16() is False
+    monkeypatch.setattr(devices, "Path", NoProc)
+    assert devices.cpu_has_bf16() is False
 
 
 @pytest.mark.parametrize(
@@ -459,20 +451,27 @@ def test_sgd_and_bad_settings():
         build_training(dataclasses.replace(FAST, augment="mixup"), 3, 1)
 
 
-def test_model_kwargs_name_only_what_the_architecture_takes():
+def test_model_kwargs_give_each_architecture_the_options_it_takes_and_refuse_the_rest():
     gray = dataclasses.replace(FAST, channels=1)
     assert gray.model_kwargs() == {"in_channels": 1, "batch_norm": True, "dropout": FAST.dropout}
     assert FAST.batch_norm and FAST.model_kwargs()["in_channels"] == FAST.channels
     assert COURSE.model_kwargs() == {"in_channels": 3}
     assert dataclasses.replace(COURSE, dropout=0.5).model_kwargs() == {
         "in_channels": 3,
-        "batch_norm": False,
         "dropout": 0.5,
     }
+    # ConvNet5 always has batch norm (batch_norm=True is what it is) and takes a dropout
     other = dataclasses.replace(gray, arch="convnet5")
-    assert other.model_kwargs() == {"in_channels": 1}  # ConvNet5 has its own batch norm
+    assert other.model_kwargs() == {"in_channels": 1, "dropout": FAST.dropout}
     model, _, _, _ = build_training(other, 3, 1)
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 3)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [FAST.dropout]
+    resnet = dataclasses.replace(COURSE, arch="resnet9", dropout=0.1)
+    assert resnet.model_kwargs() == {"in_channels": 3, "dropout": 0.1}
+    with pytest.raises(FerError, match="'resnet9' cannot take batch_norm=False; its options: "):
+        dataclasses.replace(resnet, batch_norm=False).model_kwargs()
+    with pytest.raises(FerError, match="'si100' cannot take|'dacl' cannot take dropout=0.2"):
+        dataclasses.replace(FAST, arch="dacl").model_kwargs()
     vgg = dataclasses.replace(gray, arch="smallvgg", dropout=0.4)
     assert vgg.model_kwargs() == {"in_channels": 1, "dropout": 0.4}  # its one dropout layer
     model, _, _, _ = build_training(vgg, 7, 1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_helpers.course.handouts import has_solutions, learner_notebook, stub_solutions
 from fer_helpers.exercises import ExerciseError, NotDoneYet, call, expect_close
-from fer_helpers.handouts import has_solutions, learner_notebook, stub_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 

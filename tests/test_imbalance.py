@@ -8,21 +8,22 @@ import pytest
 import sklearn.metrics as skm
 from sklearn.utils.class_weight import compute_class_weight
 
-from fer_helpers import imbalance, paths, train
+from fer_helpers import imbalance, paths, recipes
 from fer_helpers.checkpoints import load_model
 from fer_helpers.data import FaceData, FaceSplit, load_synthetic
 from fer_helpers.errors import DataError
 from fer_helpers.imbalance import (
     STRATEGIES,
-    class_weights,
     compare_strategies,
     confused_indices,
     mirror_images,
-    strategy_loader,
+    strategy_recipe,
     strategy_table,
     with_mirrored,
 )
+from fer_helpers.inference import predict
 from fer_helpers.labels import EMOTIONS
+from fer_helpers.losses import class_weights
 
 FER2013_TRAIN = [3995, 436, 4097, 7215, 4830, 3171, 4965]
 
@@ -122,13 +123,20 @@ def test_strategy_table_by_hand() -> None:
     assert table.loc[("balanced accuracy", "all"), "weighted"] == pytest.approx((0.5 + 0.8) / 2)
 
 
-def test_strategy_loader_balances_only_the_balanced_strategy() -> None:
-    dataset = load_synthetic(tiny=True).dataset("train", EMOTIONS)
-    assert strategy_loader(dataset, "balanced").balanced
-    assert not strategy_loader(dataset, "plain").balanced
-    assert strategy_loader(dataset, "weighted").shuffle
+def test_each_strategy_is_the_course_recipe_with_its_one_remedy() -> None:
+    data = load_synthetic(tiny=True)
+    for strategy, sampling, weights in (
+        ("plain", "shuffle", "none"),
+        ("weighted", "shuffle", "inverse"),
+        ("balanced", "balanced", "none"),
+    ):
+        recipe = strategy_recipe(strategy, epochs=2)
+        assert (recipe.sampling, recipe.class_weights) == (sampling, weights)
+        assert recipe.arch == recipes.COURSE.arch and recipe.optimizer == recipes.COURSE.optimizer
+        loader, _ = recipes.recipe_loaders(recipe, data, EMOTIONS)
+        assert loader.balanced == (strategy == "balanced") and loader.shuffle
     with pytest.raises(ValueError, match="unknown strategy 'oversample'"):
-        strategy_loader(dataset, "oversample")
+        strategy_recipe("oversample", epochs=1)
 
 
 # --- training the three ways (tiny synthetic data) ---------------------------------------
@@ -149,25 +157,35 @@ def unbalanced_tiny(tmp_path, monkeypatch) -> FaceData:
 def test_compare_strategies_trains_each_way_and_scores_on_validation(
     unbalanced_tiny, tmp_path, monkeypatch
 ) -> None:
-    seen = {}
+    seen = []
+    real_build, real_loaders = recipes.build_training, recipes.recipe_loaders
 
-    def spy_train_or_load(path, loader, *args, **kwargs):
-        seen.setdefault("balanced", []).append((path.name, loader.balanced))
-        if kwargs.get("class_weights") is not None:
-            seen["class_weights"] = kwargs["class_weights"]
-        return train.train_or_load(path, loader, *args, **kwargs)
+    def spy_build(recipe, *args, **kwargs):
+        built = real_build(recipe, *args, **kwargs)
+        weight = built[1].weight
+        seen.append([recipe.name, None if weight is None else weight.numpy()])
+        return built
 
-    monkeypatch.setattr(imbalance, "train_or_load", spy_train_or_load)
+    def spy_loaders(recipe, *args, **kwargs):
+        loaders = real_loaders(recipe, *args, **kwargs)
+        seen.append([recipe.name, loaders[0].balanced])
+        return loaders
+
+    monkeypatch.setattr(recipes, "build_training", spy_build)
+    monkeypatch.setattr(recipes, "recipe_loaders", spy_loaders)
     quiet = {"progress": False, "log": lambda line: None}
     table = compare_strategies(unbalanced_tiny, epochs=1, batch_size=16, **quiet)
 
     counts = unbalanced_tiny.dataset("train", EMOTIONS).class_counts()
     assert counts[1] == 2
-    np.testing.assert_allclose(seen["class_weights"], class_weights(counts))
-    assert seen["balanced"] == [
-        ("seven_plain.synthetic-tiny.pth", False),
-        ("seven_weighted.synthetic-tiny.pth", False),
-        ("seven_balanced.synthetic-tiny.pth", True),
+    assert [name for name, _ in seen] == [f"seven-{s}" for s in STRATEGIES for _ in (0, 1)]
+    assert [balanced for _, balanced in seen[0::2]] == [False, False, True]
+    assert seen[1][1] is None and seen[5][1] is None  # plain and balanced: no weights
+    np.testing.assert_allclose(seen[3][1], class_weights(counts))  # the weighted loss
+    assert [p.name for p in sorted(tmp_path.glob("seven_*.pth"))] == [
+        "seven_balanced.synthetic-tiny.pth",
+        "seven_plain.synthetic-tiny.pth",
+        "seven_weighted.synthetic-tiny.pth",
     ]
     assert table.columns.tolist() == list(STRATEGIES)
     assert len(table) == 3 * 7 + 2
@@ -178,7 +196,7 @@ def test_compare_strategies_trains_each_way_and_scores_on_validation(
         path = tmp_path / f"seven_{strategy}.synthetic-tiny.pth"
         model, info = load_model(path, class_names=EMOTIONS)
         assert info["epoch"] == 1
-        y_true, y_pred, _ = train.predict(model, imbalance.FaceLoader(validation, 64))
+        y_true, y_pred, _ = predict(model, imbalance.FaceLoader(validation, 64))
         column = table[strategy]
         assert column[("accuracy", "all")] == pytest.approx(skm.accuracy_score(y_true, y_pred))
         recall = skm.recall_score(y_true, y_pred, labels=range(7), average=None, zero_division=0)
@@ -188,6 +206,11 @@ def test_compare_strategies_trains_each_way_and_scores_on_validation(
     def no_fit(*args, **kwargs):
         raise AssertionError("fit was called although the models were finished")
 
-    monkeypatch.setattr(train, "fit", no_fit)
+    monkeypatch.setattr(recipes, "fit", no_fit)
     again = compare_strategies(unbalanced_tiny, epochs=1, batch_size=16, **quiet)
     np.testing.assert_allclose(again.to_numpy(), table.to_numpy())
+
+    # Other training faces (mirrored copies added) are another run: trained, not reused.
+    mirrored = with_mirrored(unbalanced_tiny["train"], [0, 1])
+    with pytest.raises(AssertionError, match="fit was called"):
+        imbalance.train_strategy(unbalanced_tiny, "plain", 1, faces=mirrored, batch_size=16)

@@ -13,8 +13,13 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from fer_helpers.course.handouts import (
+    HANDOUT_FILES,
+    has_solutions,
+    write_handout,
+    write_learner_copies,
+)
 from fer_helpers.exercises import BEGIN
-from fer_helpers.handouts import HANDOUT_FILES, has_solutions, write_handout, write_learner_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -185,3 +185,36 @@ def test_an_ensemble_returns_the_log_of_its_members_mean_probability() -> None:
         build_model("ensemble", num_classes=7, members=[member])
     with pytest.raises(FerError, match=r"members for \[7, 7\] classes"):
         build_model("ensemble", num_classes=3, members=[member, member])
+
+
+# --- the model knows its input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["si100", "convnet5", "resnet9", "smallvgg", "dacl"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_input_channels_are_read_off_the_model(arch, channels):
+    from fer_helpers.models import build_model, check_input, input_channels
+
+    model = build_model(arch, num_classes=4, in_channels=channels)
+    assert input_channels(model) == channels
+    check_input(model, torch.zeros(2, channels, 48, 48))
+    with pytest.raises(FerError, match=f"takes batches of {channels}-channel faces"):
+        check_input(model, torch.zeros(2, 4 - channels, 48, 48))
+
+
+def test_faces_are_given_the_channels_their_model_takes():
+    import numpy as np
+
+    from fer_helpers.faces import classify_faces
+
+    crops = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    for channels in (1, 3):
+        torch.manual_seed(0)
+        model = SI100FaceNet(num_classes=3, in_channels=channels).eval()
+        probs = classify_faces(model, crops)  # no channels given: the model's
+        x = torch.from_numpy(crops).float().unsqueeze(1) / 127.5 - 1
+        with torch.no_grad():
+            expected = torch.softmax(model(x.expand(-1, channels, -1, -1)), dim=1).numpy()
+        np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(FerError, match="takes batches of 3-channel faces"):
+        classify_faces(model, crops, channels=1)

@@ -8,16 +8,16 @@ import json
 import pytest
 import torch
 
-from fer_helpers import paths, pretrained
+from fer_helpers import checkpoints, paths, pretrained
 from fer_helpers.checkpoints import load_checkpoint
 from fer_helpers.cli import main
 from fer_helpers.data import FaceLoader, load_synthetic
 from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.faces import sample_photo_path
+from fer_helpers.inference import TTA_WORDS, predict
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
-from fer_helpers.recipes import FAST, train_with_recipe
-from fer_helpers.train import TTA_WORDS, predict
+from fer_helpers.recipes import FAST, recipe_from_record, train_with_recipe
 
 MB = 1e6
 QUIET = {"progress": False, "log": lambda _: None}
@@ -34,7 +34,7 @@ def trained(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path / "weights")
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", shipped)
     path = tmp_path / "run.pth"
     recipe = dataclasses.replace(FAST, epochs=1, batch_size=8)
     train_with_recipe(recipe, tiny, path, device="cpu", progress=False, log=lambda _: None)
@@ -43,7 +43,7 @@ def trained(tiny, tmp_path, monkeypatch):
 
 def test_a_name_resolves_into_the_package_and_a_path_stays_a_path(trained, tmp_path):
     pretrained.ship(trained, "si100-3class")
-    assert pretrained.resolve_weights("si100-3class") == pretrained.WEIGHTS_DIR / "si100-3class.pth"
+    assert pretrained.resolve_weights("si100-3class") == pretrained.SHIPPED_DIR / "si100-3class.pth"
     assert pretrained.resolve_weights(tmp_path / "mine.pth") == tmp_path / "mine.pth"
     assert pretrained.resolve_weights("mine.pth") == pretrained.Path("mine.pth")
 
@@ -114,11 +114,11 @@ def test_the_cli_takes_a_name_wherever_it_takes_weights(trained, capsys, tmp_pat
 
 def test_every_shipped_file_is_small_loads_and_has_its_card():
     shipped = [n for n in pretrained.SHIPPED if pretrained.is_shipped(n)]
-    files = {path.stem for path in pretrained.WEIGHTS_DIR.glob("*.pth")}
+    files = {path.stem for path in pretrained.SHIPPED_DIR.glob("*.pth")}
     assert set(shipped) == files  # every file is a name, every name shipped has its file
     assert "si100-3class" in shipped  # the course's 3-class model is always shipped
     for name in shipped:
-        path = pretrained.WEIGHTS_DIR / f"{name}.pth"
+        path = pretrained.SHIPPED_DIR / f"{name}.pth"
         assert path.stat().st_size < 10 * MB, name
         model, info = pretrained.load_pretrained(name)
         card = pretrained.model_card_path(name).read_text()
@@ -129,7 +129,7 @@ def test_every_shipped_file_is_small_loads_and_has_its_card():
 def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, monkeypatch, capsys):
     """best-7class's architecture: gray input, no SI100 layer names, all seven classes."""
     monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", tmp_path / "shipped")
     (tmp_path / "shipped").mkdir()
     monkeypatch.setenv("FER_TINY", "1")
     run = tmp_path / "seven.pth"
@@ -142,7 +142,7 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     model, info = pretrained.load_pretrained("best-7class")
     assert info["arch"] == "smallvgg" and info["class_names"] == list(EMOTIONS)
     assert info["normalization"]["channels"] == 1
-    assert pretrained.scoring_tta(info) == "shifts" and info["extra"]["recipe"]["tta"] is True
+    assert checkpoints.scoring_tta(info) == "shifts" and info["extra"]["recipe"]["tta"] is True
     assert len(summary["per_class"]) == 7
     card = pretrained.model_card_path("best-7class").read_text()
     assert "`smallvgg`" in card and TTA_WORDS["shifts"] in card
@@ -222,7 +222,7 @@ def test_the_cards_train_commands_rebuild_the_recipes_the_shipped_weights_record
 
     from fer_helpers import cli
 
-    card = (pretrained.WEIGHTS_DIR / f"{name}.md").read_text(encoding="utf-8")
+    card = (pretrained.SHIPPED_DIR / f"{name}.md").read_text(encoding="utf-8")
     prefix = "python -m fer_helpers train "
     commands = [line for line in card.splitlines() if line.startswith(prefix)]
     parser = cli.build_parser()
@@ -232,4 +232,6 @@ def test_the_cards_train_commands_rebuild_the_recipes_the_shipped_weights_record
     ]
     extra = load_checkpoint(pretrained.resolve_weights(name))["extra"]
     recorded = [m["recipe"] for m in extra["members"]] if "members" in extra else [extra["recipe"]]
-    assert commands and from_card == recorded
+    # A recipe recorded before a field existed trained with that field's default.
+    assert commands and from_card == [dataclasses.asdict(recipe_from_record(r)) for r in recorded]
+    assert all(set(r) <= set(c) for r, c in zip(recorded, from_card))

@@ -97,3 +97,94 @@ def test_ship_takes_its_tta_option_anywhere_and_leaves_the_rest_in_order():
     for bad in (["--tta"], ["--tta", "mirror"], ["--tta=flip", "--tta", "shifts"]):
         with pytest.raises(ValueError, match="--tta|mode"):
             split([*args, *bad])
+
+
+# --- the package's structure -------------------------------------------------------------------
+
+PACKAGE = ROOT / "fer_helpers"
+
+
+def _modules() -> list[str]:
+    """Every module and subpackage of fer_helpers, as dotted names below it."""
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and parts[-1] != "__main__":
+            names.append(".".join(parts))
+    return names
+
+
+def _imports_of(path: Path, name: str) -> set[str]:
+    """The fer_helpers modules a module imports at run time (not under TYPE_CHECKING)."""
+    import ast
+
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    found = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {
+        id(node)
+        for guard in ast.walk(tree)
+        if isinstance(guard, ast.If) and "TYPE_CHECKING" in ast.unparse(guard.test)
+        for child in guard.body
+        for node in ast.walk(child)
+    }
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = package[: len(package) - node.level + 1] if node.level > 1 else package
+        target = [*base, *(node.module.split(".") if node.module else [])]
+        for alias in node.names:
+            candidate = ".".join([*target, alias.name])
+            found.add(candidate if candidate in set(_modules()) else ".".join(target))
+    return {f for f in found if f}
+
+
+def test_the_package_map_lists_every_module():
+    import fer_helpers
+
+    listed = set(re.findall(r"^- (\w+)\s", fer_helpers.__doc__, flags=re.MULTILINE))
+    top = {name.split(".")[0] for name in _modules()}
+    assert top - listed == set(), "add these to the map in fer_helpers/__init__.py"
+    assert listed - top == set(), "the map in fer_helpers/__init__.py names modules that are gone"
+
+
+def test_no_module_imports_itself_round_a_circle():
+    graph = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = _imports_of(path, name)
+    done: set[str] = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            cycle = trail[trail.index(node) :] + [node]
+            raise AssertionError("import circle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        for child in sorted(graph.get(node, ())):
+            visit(child, [*trail, node])
+        done.add(node)
+
+    for name in graph:
+        visit(name, [])
+    assert "train" in graph["recipes"] and "recipes" not in graph["train"]
+    assert "inference" in graph["train"] and "train" not in graph["inference"]
+
+
+def test_importing_the_package_changes_no_global_state():
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib as mpl; before = dict(mpl.rcParams); "
+        "import importlib, pkgutil, fer_helpers; "
+        "[importlib.import_module('fer_helpers.' + m.name) "
+        " for m in pkgutil.walk_packages(fer_helpers.__path__) if m.name != '__main__']; "
+        "changed = [k for k, v in mpl.rcParams.items() if before.get(k) != v]; "
+        "print(changed); assert not changed"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

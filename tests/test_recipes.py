@@ -1,4 +1,5 @@
-"""The recipes: the course's loaders, where notebook 04 saves, which model course_model gives."""
+"""The recipes: loaders, where notebook 04 saves, which model three_class_model gives, and
+train_or_load, which reuses a saved run only when every setting matches."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.recipes import (
     COURSE,
     FAST,
-    course_epochs,
     course_loaders,
-    course_model,
-    course_weights,
     log_every,
-    train_course_model,
+    recipe_loaders,
+    three_class_epochs,
+    three_class_model,
+    three_class_weights,
+    train_three_class_model,
     train_with_recipe,
 )
 
@@ -38,21 +40,22 @@ def weights_dir(tmp_path, monkeypatch):
 
 
 def test_epochs_are_the_recipes_and_one_on_tiny_data(tiny):
-    assert course_epochs(tiny) == course_epochs(tiny, "course") == recipes.TINY_EPOCHS == 1
+    assert three_class_epochs(tiny) == three_class_epochs(tiny, "course") == 1
+    assert recipes.TINY_EPOCHS == 1
     full = dataclasses.replace(tiny, tiny=False)
-    assert course_epochs(full) == FAST.epochs
-    assert course_epochs(full, "course") == COURSE.epochs == 10
+    assert three_class_epochs(full) == FAST.epochs
+    assert three_class_epochs(full, "course") == COURSE.epochs == 10
 
 
 def test_weights_are_tagged_by_the_data_and_the_recipe(tiny, weights_dir):
-    assert course_weights(tiny) == weights_dir / "face_expression.synthetic-tiny.pth"
+    assert three_class_weights(tiny) == weights_dir / "face_expression.synthetic-tiny.pth"
     real = dataclasses.replace(tiny, source="FER2013", tiny=False)
-    assert course_weights(real) == weights_dir / "face_expression.pth"
-    assert course_weights(real, "course") == weights_dir / "face_expression_course.pth"
+    assert three_class_weights(real) == weights_dir / "face_expression.pth"
+    assert three_class_weights(real, "course") == weights_dir / "face_expression_course.pth"
 
 
 def test_train_loader_shuffles_every_image_once_per_epoch(tiny):
-    train_loader, _ = course_loaders(tiny, batch_size=10)
+    train_loader, _ = recipe_loaders(dataclasses.replace(COURSE, batch_size=10), tiny)
     dataset = tiny.dataset("train", COURSE_CLASSES)
     xs, ys = zip(*train_loader)
     assert [len(y) for y in ys] == [10, 10, 4]  # 24 images in batches of 10
@@ -76,14 +79,16 @@ def test_validation_is_in_order_and_the_seed_decides_the_shuffle(tiny):
     assert torch.equal(x, torch.stack([dataset[i][0] for i in range(len(dataset))]))
 
     def first_labels(seed: int) -> list[int]:
-        return next(iter(course_loaders(tiny, batch_size=24, seed=seed)[0]))[1].tolist()
+        recipe = dataclasses.replace(COURSE, batch_size=24)
+        return next(iter(recipe_loaders(recipe, tiny, seed=seed)[0]))[1].tolist()
 
     assert first_labels(0) == first_labels(0)
     assert first_labels(0) != first_labels(1)
 
 
 def test_loaders_take_other_classes(tiny):
-    train_loader, val_loader = course_loaders(tiny, classes=EMOTIONS, batch_size=64)
+    recipe = dataclasses.replace(COURSE, batch_size=64)
+    train_loader, val_loader = recipe_loaders(recipe, tiny, classes=EMOTIONS)
     assert train_loader.dataset.class_names == val_loader.dataset.class_names == EMOTIONS
     assert sorted(set(next(iter(train_loader))[1].tolist())) == list(range(7))
 
@@ -98,12 +103,13 @@ def test_log_every_gives_about_five_lines_per_epoch(batches, expected):
 
 
 def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, monkeypatch):
-    model, info = course_model(tiny, device="cpu")  # CPU: bit for bit like the reference
-    assert not model.training and info["source"] == str(course_weights(tiny))
+    model, info = three_class_model(tiny, device="cpu")  # CPU: bit for bit like the reference
+    assert not model.training and info["source"] == str(three_class_weights(tiny))
     assert info["class_names"] == list(COURSE_CLASSES) and info["epoch"] == 1
     assert info["extra"]["recipe"] == dataclasses.asdict(dataclasses.replace(FAST, epochs=1))
     assert len(info["history"]["val_bal_acc"]) == 1  # validated after the epoch
-    saved = load_checkpoint(course_weights(tiny))
+    saved = load_checkpoint(three_class_weights(tiny))
+    assert saved["optimizer_state"] is not None  # notebook 04 shows it: kept
 
     # The same run through the recipe function, written elsewhere.
     one_epoch = dataclasses.replace(FAST, epochs=1)
@@ -115,31 +121,31 @@ def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, m
         assert torch.equal(model.state_dict()[name], tensor), name
 
     def no_training(*args, **kwargs):
-        raise AssertionError("course_model trained again instead of loading the saved model")
+        raise AssertionError("three_class_model trained again instead of loading the saved model")
 
     monkeypatch.setattr(recipes, "fit", no_training)
-    again, info_again = course_model(tiny, device="cpu")
+    again, info_again = three_class_model(tiny, device="cpu")
     assert info_again["epoch"] == 1
     for name, tensor in again.state_dict().items():
         assert torch.equal(tensor, saved["model_state"][name])
 
 
 def test_a_run_that_skipped_validations_is_not_notebook_04s(tiny):
-    _, info = train_course_model(tiny)
-    assert recipes._finished(info, recipes._course_recipe(tiny))
-    info["extra"]["validate_every"] = 2  # notebook 04 plots every epoch's validation
-    assert not recipes._finished(info, recipes._course_recipe(tiny))
+    _, info = train_three_class_model(tiny)
+    assert recipes._finished(info, recipes._three_class_recipe(tiny))
+    info["extra"]["settings"]["validate_every"] = 2  # notebook 04 plots every validation
+    assert not recipes._finished(info, recipes._three_class_recipe(tiny))
 
 
 def test_a_run_of_another_recipe_is_trained_again(tiny):
-    _, course_info = train_course_model(tiny, "course")
+    _, course_info = train_three_class_model(tiny, "course")
     assert course_info["extra"]["recipe"]["name"] == "course"
     assert course_info["arch_kwargs"] == {"num_classes": 3, "in_channels": 3}
     # Pretend the fast run's file holds the course run: it must not be taken for a fast one.
-    course_weights(tiny).write_bytes(course_weights(tiny, "course").read_bytes())
-    _, info = train_course_model(tiny)
+    three_class_weights(tiny).write_bytes(three_class_weights(tiny, "course").read_bytes())
+    _, info = train_three_class_model(tiny)
     assert info["extra"]["recipe"]["name"] == "fast" and info["arch_kwargs"]["batch_norm"]
-    _, info = train_course_model(tiny, retrain=True)  # starts again: one epoch
+    _, info = train_three_class_model(tiny, retrain=True)  # starts again: one epoch
     assert info["epoch"] == 1 and len(info["history"]["train_loss"]) == 1
 
 
@@ -148,22 +154,91 @@ def test_course_model_takes_the_shipped_weights_on_fer2013_before_anyone_trains(
 ):
     shipped_dir = tmp_path / "shipped"
     shipped_dir.mkdir()
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped_dir)
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", shipped_dir)
     real = dataclasses.replace(tiny, source="FER2013 (pretend)")  # not synthetic
     assert not real.synthetic
 
     def trained_instead(*args, **kwargs):
-        raise AssertionError("course_model trained although pretrained weights are shipped")
+        raise AssertionError("three_class_model trained although pretrained weights are shipped")
 
     # Nothing shipped: it trains.
-    _, info = course_model(tiny)
-    assert info["source"] == str(course_weights(tiny))
-    pretrained.ship(course_weights(tiny), "si100-3class", shipped_dir)
-    course_weights(real).unlink(missing_ok=True)  # no notebook-04 run on these data
+    _, info = three_class_model(tiny)
+    assert info["source"] == str(three_class_weights(tiny))
+    pretrained.ship(three_class_weights(tiny), "si100-3class", shipped_dir)
+    three_class_weights(real).unlink(missing_ok=True)  # no notebook-04 run on these data
     monkeypatch.setattr(recipes, "fit", trained_instead)
-    model, info = course_model(real, device="cpu")
+    model, info = three_class_model(real, device="cpu")
     assert info["source"] == "pretrained si100-3class"
     assert info["class_names"] == list(COURSE_CLASSES)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # float16 on disk only
     with pytest.raises(AssertionError, match="trained although"):
-        course_model(real, pretrained=False)
+        three_class_model(real, pretrained=False)
+
+
+# --- train_or_load: a saved run is reused only when every setting matches --------------------
+
+
+def test_train_or_load_retrains_when_any_setting_changes_and_says_which(tiny, weights_dir, capsys):
+    path = weights_dir / "run.pth"
+    recipe = dataclasses.replace(COURSE, epochs=1, batch_size=8)
+    quiet = {"progress": False, "log": lambda _: None}
+    recipes.train_or_load(path, recipe, tiny, device="cpu", **quiet)
+    first = load_checkpoint(path)["model_state"]
+
+    def trained_again() -> bool:
+        return not all(
+            torch.equal(first[k], v) for k, v in load_checkpoint(path)["model_state"].items()
+        )
+
+    capsys.readouterr()
+    recipes.train_or_load(path, recipe, tiny, device="cpu", **quiet)  # the same: loaded
+    assert "training again" not in capsys.readouterr().out and not trained_again()
+    for changes, said in (
+        ({"seed": 1}, "seed 0 -> 1"),
+        ({"classes": EMOTIONS}, "classes ['happy', 'neutral', 'sad'] -> ['angry'"),
+        ({"recipe": dataclasses.replace(recipe, per_class=3)}, "per_class None -> 3"),
+        ({"recipe": dataclasses.replace(recipe, lr=0.01)}, "lr 0.001 -> 0.01"),
+    ):
+        arguments = {"recipe": recipe, "classes": COURSE_CLASSES, "seed": 0} | changes
+        recipes.train_or_load(path, data=tiny, device="cpu", **arguments, **quiet)
+        out = capsys.readouterr().out
+        assert f"{path} was trained with other settings (" in out and said in out, out
+        assert trained_again()
+        recipes.train_or_load(path, recipe, tiny, device="cpu", **quiet)  # back to the first
+        first = load_checkpoint(path)["model_state"]
+        capsys.readouterr()
+
+
+def test_train_or_load_resumes_an_interrupted_run_and_names_a_corrupt_file(tiny, weights_dir):
+    from fer_helpers.errors import CheckpointError
+
+    path = weights_dir / "run.pth"
+    two = dataclasses.replace(COURSE, epochs=2, batch_size=8)
+    quiet = {"progress": False, "log": lambda _: None}
+    whole, _ = recipes.train_or_load(path, two, tiny, device="cpu", **quiet)
+    # What an interruption after epoch 1 leaves: the same run's checkpoint after one epoch.
+    first_half = weights_dir / "half.pth"
+    calls = {"n": 0}
+    real = recipes.fit
+
+    def stop_after_one_epoch(*args, **kwargs):
+        calls["n"] += 1
+        real(*args[:4], 1, *args[5:], **kwargs)  # epoch 1 of the planned 2, then ^C
+        raise KeyboardInterrupt
+
+    recipes.fit = stop_after_one_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            recipes.train_or_load(first_half, two, tiny, device="cpu", **quiet)
+    finally:
+        recipes.fit = real
+    halfway = load_checkpoint(first_half)
+    assert halfway["epoch"] == 1 and halfway["optimizer_state"] is not None  # can resume
+    resumed, info = recipes.train_or_load(first_half, two, tiny, device="cpu", **quiet)
+    assert info["epoch"] == 2 and calls["n"] == 1
+    assert "optimizer_state" not in load_checkpoint(first_half)  # finished: compact
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], tensor), name
+    first_half.write_bytes(b"\x00 not a checkpoint")
+    with pytest.raises(CheckpointError, match="half.pth"):
+        recipes.train_or_load(first_half, two, tiny, device="cpu", **quiet)

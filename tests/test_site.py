@@ -18,7 +18,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from fer_helpers import catalog, offline, site
+from fer_helpers.course import catalog, offline, site
 from fer_helpers.synthetic import SYNTHETIC_NOTICE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +119,7 @@ def write_series(folder: Path, executed: Path, printed: str = "") -> list[Path]:
 def test_every_notebook_is_in_the_catalogue():
     assert NOTEBOOKS, "no notebooks found"
     missing = [p.stem for p in NOTEBOOKS if catalog.lesson(p.stem) is None]
-    assert not missing, f"add these to fer_helpers/catalog.py (what they teach, time): {missing}"
+    assert not missing, f"add to fer_helpers/course/catalog.py (what they teach, time): {missing}"
     assert [entry.stem for entry in catalog.LESSONS] == sorted(e.stem for e in catalog.LESSONS)
 
 
@@ -130,7 +130,7 @@ def test_readme_table_says_what_the_catalogue_says():
     for stem, teaches in rows:
         entry = catalog.lesson(stem)
         assert entry is not None, f"README lists {stem}, the catalogue does not"
-        assert teaches == entry.teaches, f"README and fer_helpers/catalog.py differ on {stem}"
+        assert teaches == entry.teaches, f"README and course/catalog.py differ on {stem}"
 
 
 def test_times_read_as_people_write_them():

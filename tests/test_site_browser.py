@@ -211,7 +211,7 @@ def assert_images_loaded(page: object, at_least: int) -> None:
 
 
 def figures_in(site: Site, stem: str) -> int:
-    from fer_helpers.site import describe
+    from fer_helpers.course.site import describe
 
     return describe(site.executed / f"{stem}.ipynb")[1].images
 

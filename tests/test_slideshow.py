@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers import slideshow
-from fer_helpers.slideshow import SLIDE_LINES, check_tags, main, tag_notebook
+from fer_helpers.course import slideshow
+from fer_helpers.course.slideshow import SLIDE_LINES, check_tags, main, tag_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -191,6 +191,6 @@ def test_the_command_tags_in_place_and_check_changes_nothing(tmp_path, capsys):
 def test_every_course_notebook_is_tagged_for_presenting(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
     problems = check_tags(nb)
-    assert problems == [], f"run `python -m fer_helpers.slideshow {path.relative_to(ROOT)}`"
+    assert problems == [], f"run `python -m fer_helpers.course.slideshow {path.relative_to(ROOT)}`"
     deck = slideshow.slides(nb)
     assert len(deck) >= 3  # a title, sections, a summary

@@ -11,20 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from fer_helpers import train
+from fer_helpers import devices
 from fer_helpers.checkpoints import make_meta
+from fer_helpers.devices import choose_device, describe_device
 from fer_helpers.errors import CheckpointError, FerError
+from fer_helpers.inference import predict
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
-from fer_helpers.train import (
-    HISTORY_KEYS,
-    choose_device,
-    describe_device,
-    evaluate_loss_acc,
-    fit,
-    make_training,
-    predict,
-    seed_everything,
-)
+from fer_helpers.train import HISTORY_KEYS, fit, make_training, seed_everything, validate
 
 SIDE = 16  # small images keep the tests fast; SI100FaceNet sizes fc1 from input_size
 SMALL = {"hidden": 16, "input_size": SIDE}
@@ -128,9 +121,9 @@ def test_unknown_device_name_is_refused() -> None:
 
 def test_describe_device_hints_at_an_unused_nvidia_gpu(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train.shutil, "which", lambda name: None)
+    monkeypatch.setattr(devices.shutil, "which", lambda name: None)
     assert describe_device("cpu") == "cpu"
-    monkeypatch.setattr(train.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(devices.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert describe_device(torch.device("cpu")).startswith("cpu (an NVIDIA GPU seems present")
     assert describe_device("mps") == "mps (Apple GPU)"
 
@@ -224,9 +217,60 @@ def test_history_has_one_value_per_epoch_and_matches_a_direct_evaluation() -> No
     accuracy = (scores.argmax(dim=1) == val_y).float().mean().item()
     assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-5)
     assert history["val_acc"][-1] == pytest.approx(accuracy)
-    assert evaluate_loss_acc(model, val_loader, nn.CrossEntropyLoss(), "cpu") == pytest.approx(
-        (loss, accuracy), rel=1e-5
-    )
+    scores = validate(model, val_loader, nn.CrossEntropyLoss(), "cpu")
+    assert (scores["loss"], scores["accuracy"]) == pytest.approx((loss, accuracy), rel=1e-5)
+
+
+def test_the_training_loss_and_accuracy_fit_reports_are_those_of_every_image() -> None:
+    # With a learning rate of 0 the weights stay put, so the epoch's mean loss and accuracy
+    # must be those of the whole data under those weights: batches of 8, 8, 8 and 7 images
+    # weigh by their size, not one per batch.
+    x, y = fake_images(n=31)
+    seed_everything(0)
+    model, loss_fn, _ = make_training(num_classes=3, **SMALL)
+    with torch.no_grad():
+        scores = model(x)
+    loss = nn.functional.cross_entropy(scores, y, reduction="sum").item() / 31
+    accuracy = (scores.argmax(dim=1) == y).sum().item() / 31
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    loader = ShufflingLoader(x, y, 8, 0)
+    history = fit(model, loader, loss_fn, frozen, 2, "cpu", progress=False, log=lambda _: None)
+    assert history["train_loss"] == pytest.approx([loss, loss], rel=1e-5)
+    assert history["train_acc"] == pytest.approx([accuracy, accuracy])
+    assert all(s > 0 for s in history["train_seconds"] + history["cpu_seconds"])
+
+
+def test_an_objective_with_parts_gets_every_output_and_its_parts_are_recorded() -> None:
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIDE * SIDE, 3))
+
+        def forward(self, x):
+            scores = self.net(x)
+            return scores, scores.square().mean(dim=1)
+
+    class Objective:
+        part_names = ("ce", "penalty")
+
+        def __call__(self, scores, extra, labels):
+            ce = nn.functional.cross_entropy(scores, labels)
+            penalty = extra.mean()
+            return ce + 0.5 * penalty, ce, penalty
+
+    x, y = fake_images(n=16)
+    torch.manual_seed(0)
+    model = TwoHeads()
+    with torch.no_grad():
+        scores, extra = model(x)
+    ce = nn.functional.cross_entropy(scores, y).item()
+    penalty = extra.mean().item()
+    frozen = [torch.optim.SGD(model.parameters(), lr=0.0), torch.optim.SGD(model.parameters())]
+    history = fit(model, [(x, y)], Objective(), frozen[:1], 1, "cpu", progress=False)
+    assert history["train_ce"] == pytest.approx([ce], rel=1e-5)
+    assert history["train_penalty"] == pytest.approx([penalty], rel=1e-5)
+    assert history["train_loss"] == pytest.approx([ce + 0.5 * penalty], rel=1e-5)
+    assert list(history) == [*HISTORY_KEYS, "train_ce", "train_penalty"]
 
 
 def test_without_validation_data_the_val_history_is_nan() -> None:
@@ -346,31 +390,6 @@ def test_channels_last_changes_the_memory_layout_not_the_result() -> None:
     assert fast_history["train_loss"] == pytest.approx(plain_history["train_loss"], rel=1e-4)
 
 
-def test_train_or_load_trains_once_then_reuses_the_checkpoint(tmp_path, monkeypatch):
-    from fer_helpers.data import FaceLoader, load_data
-    from fer_helpers.train import train_or_load
-
-    data = load_data("synthetic", tiny=True, verbose=False)
-    loader = FaceLoader(data.dataset("train"), batch_size=8, shuffle=True)
-    path = tmp_path / "face_expression.pth"
-    model, info = train_or_load(
-        path, loader, ("happy", "neutral", "sad"), epochs=1, progress=False, log=lambda s: None
-    )
-    assert info["epoch"] == 1 and path.exists()
-
-    import fer_helpers.train as train_module
-
-    def must_not_train(*args, **kwargs):
-        raise AssertionError("trained again although the checkpoint was finished")
-
-    monkeypatch.setattr(train_module, "fit", must_not_train)
-    again, _ = train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=1)
-    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
-        assert torch.equal(a, b)
-    with pytest.raises(AssertionError, match="trained again"):  # more epochs: must train
-        train_or_load(path, loader, ("happy", "neutral", "sad"), epochs=2)
-
-
 def test_weights_path_tags_quick_runs(tmp_path, monkeypatch):
     import fer_helpers.paths as paths
 
@@ -427,7 +446,7 @@ def test_ctrl_c_mid_epoch_loses_nothing_and_resume_matches_the_uninterrupted_run
 
 
 def test_predict_reads_the_scores_of_a_model_that_returns_more():
-    from fer_helpers.train import predict, scores_of
+    from fer_helpers.inference import scores_of
 
     class ScoresAndFeatures(nn.Module):  # as DACLNet: (scores, features, attention)
         def __init__(self) -> None:

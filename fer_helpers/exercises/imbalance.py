@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..imbalance import class_weights
+from ..losses import class_weights
 from ..metrics import balanced_accuracy, f1_per_class, precision_per_class, recall_per_class
 from . import ExerciseError, call, expect_close, passed
 

@@ -71,7 +71,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "04_train_3class",
         "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; the "
-        "course's recipe and the fast one side by side; `train_course_model` with its log "
+        "course's recipe and the fast one side by side; `train_three_class_model` with its log "
         "lines; training curves with balanced accuracy, and overfitting; `face_expression.pth`",
         456,
     ),
@@ -103,7 +103,7 @@ LESSONS: tuple[Lesson, ...] = (
         "Deep Attentive Center Loss: a ResNet-18 adapted to 48×48, the attention net, the "
         "sparse center loss with learned class centres; attention weights per class; the "
         "ablation (softmax only, plain center loss, DACL) on balanced accuracy",
-        20.3 * 60,
+        888,
     ),
     Lesson(
         "09_netron",
@@ -124,7 +124,7 @@ LESSONS: tuple[Lesson, ...] = (
         "on the same faces; FLOPs of a convolution by hand, checked with PyTorch's counter; "
         "parameters, FLOPs, seconds per epoch, accuracy and balanced accuracy in one table and "
         "one plot",
-        1195,
+        1551,
     ),
 )
 

@@ -22,7 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .exercises import BEGIN, END
+from ..exercises import BEGIN, END
 
 # What a learner needs beside the notebooks and the package, relative to the
 # repository root: set-up (tasks.py and the pinned environment) and the folders
@@ -188,10 +188,10 @@ notebooks' earlier cells show the pieces you need.
 Later notebooks must run even when an earlier exercise is still open, so
 `fer_helpers` holds working versions of most of what the exercises ask for:
 the confusion matrix, precision, recall and F1 in `fer_helpers/metrics.py`,
-class weights in `fer_helpers/imbalance.py`, forward hooks and channel
-specificity in `fer_helpers/features.py`, the attention heads and the sparse
-center loss in `fer_helpers/dacl.py`, the face crop in `fer_helpers/faces.py`,
-SI100FaceNet in `fer_helpers/models.py`, and the checkers in
+class weights and the sparse center loss in `fer_helpers/losses.py`, forward
+hooks and channel specificity in `fer_helpers/features.py`, the attention heads,
+SI100FaceNet and the other networks in `fer_helpers/models.py`, the face crop in
+`fer_helpers/faces.py`, and the checkers in
 `fer_helpers/exercises/` compute reference answers (a softmax among them) to
 compare yours with. Nothing stops you from reading them. The honest advice: write
 your own first, get the checker to say OK, and look afterwards to compare. You

@@ -1,7 +1,7 @@
 """Slide tags: every notebook can be presented as a deck (nbconvert slides, RISE).
 
-    python -m fer_helpers.slideshow notebooks/04_train_3class.ipynb ...   # tag in place
-    python -m fer_helpers.slideshow --check notebooks/*.ipynb             # only report
+    python -m fer_helpers.course.slideshow notebooks/04_train_3class.ipynb ...   # tag in place
+    python -m fer_helpers.course.slideshow --check notebooks/*.ipynb             # only report
 
 Jupyter keeps a cell's place in a deck in `metadata.slideshow.slide_type`:
 
@@ -41,7 +41,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from .exercises import BEGIN
+from ..exercises import BEGIN
 
 SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")
 HIDDEN = ("skip", "notes")  # not on the projected slides
@@ -130,11 +130,6 @@ def is_training_log(cell: dict) -> bool:
 def is_solution(cell: dict) -> bool:
     """An exercise's code cell: it holds a solution between the markers."""
     return cell["cell_type"] == "code" and BEGIN in source_of(cell)
-
-
-def is_check(cell: dict) -> bool:
-    """The cell that runs an exercise's checker, `check_...(...)`."""
-    return cell["cell_type"] == "code" and source_of(cell).lstrip().startswith("check_")
 
 
 def height(cell: dict) -> int:
@@ -317,7 +312,7 @@ def tag_file(path: Path, write: bool = True) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fer_helpers.slideshow",
+        prog="python -m fer_helpers.course.slideshow",
         description="Tag notebooks for presenting as slides (metadata.slideshow.slide_type).",
     )
     parser.add_argument("notebooks", nargs="+", type=Path, help="notebook files to tag in place")

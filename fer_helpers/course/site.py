@@ -25,8 +25,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..synthetic import SYNTHETIC_NOTICE
 from . import catalog, offline
-from .synthetic import SYNTHETIC_NOTICE
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
