@@ -183,3 +183,59 @@ def test_format_report_holds_the_two_course_lines() -> None:
     assert lines.index(precision_line) < lines.index(recall_line)
     for name in NAMES3:
         assert any(line.startswith(name) for line in lines[lines.index(recall_line) + 1 :])
+
+
+# --- edges the mutation run found untested (mutmut, issue 18) -------------------------------------
+
+
+def test_one_class_is_a_valid_count_and_none_is_refused() -> None:
+    np.testing.assert_array_equal(metrics.confusion_matrix([0, 0], [0, 0], 1), [[2]])
+    with pytest.raises(ValueError, match="num_classes must be at least 1, got 0"):
+        metrics.confusion_matrix([], [], 0)
+
+
+def test_weighted_recall_needs_images_and_a_positive_weight_sum() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        metrics.weighted_recall(np.zeros((3, 3), dtype=int))
+    cm = np.array([[3, 1], [2, 2]])  # recall 0.75 and 0.5
+    with pytest.raises(ValueError, match="positive sum"):
+        metrics.weighted_recall(cm, [0.0, 0.0])
+    # weights summing to less than 1 are fine: only their ratio counts
+    assert metrics.weighted_recall(cm, [0.5, 0.25]) == pytest.approx(
+        (0.5 * 0.75 + 0.25 * 0.5) / 0.75
+    )
+    assert metrics.weighted_recall(cm, [2, 1]) == pytest.approx((2 * 0.75 + 0.5) / 3)
+
+
+def test_the_table_is_indexed_by_class() -> None:
+    table = metrics.classification_table(np.array([[3, 1], [2, 2]]), ["happy", "sad"])
+    assert table.index.name == "class" and list(table.index) == ["happy", "sad"]
+
+
+def test_most_confused_lists_five_pairs_unless_told() -> None:
+    cm = np.arange(1, 17).reshape(4, 4)  # 12 off-diagonal mistakes, all different
+    names = ["a", "b", "c", "d"]
+    assert len(metrics.most_confused(cm, names)) == 5
+    assert [count for *_, count in metrics.most_confused(cm, names, k=7)] == [
+        15,
+        14,
+        13,
+        12,
+        10,
+        9,
+        8,
+    ]
+    with pytest.raises(ValueError, match="expected 4 class names, got 3"):
+        metrics.most_confused(cm, names[:3])
+
+
+def test_format_report_lines_by_hand() -> None:
+    y_true = [0, 0, 0, 0, 1, 1]
+    y_pred = [0, 0, 0, 1, 1, 0]  # happy: precision 3/4, recall 3/4; sad: 1/2, 1/2
+    lines = metrics.format_report(metrics.summarize(y_true, y_pred, ["happy", "sad"])).splitlines()
+    assert lines[0] == "accuracy per class (precision), total = accuracy:"
+    assert lines[1] == "happy:75.00%, sad:50.00%, total:66.67%"
+    assert lines[2] == "recall per class, total = weighted recall:"
+    assert lines[3] == "happy:75.00%, sad:50.00%, total:66.67%"
+    assert lines[4] == "balanced accuracy: 62.50%"
+    assert lines[5] == "" and lines[6].split()[0] == "precision"
