@@ -35,7 +35,7 @@ from .checkpoints import drop_resume_state, load_checkpoint, load_model, make_me
 from .data import FaceData, FaceLoader
 from .devices import choose_device
 from .distributed import is_main, world
-from .errors import FerError
+from .errors import CheckpointError, FerError
 from .labels import COURSE_CLASSES, parse_classes
 from .losses import LAMBDA, SCHEMES, DACLLoss, class_weights
 from .models import FEATURES, MODELS, build_model
@@ -379,6 +379,8 @@ def train_with_recipe(
     settings = run_settings(
         recipe, data, names, seed, clean, validate_every, train_set.fingerprint()
     )
+    if resume and Path(out).exists():
+        _check_same_settings(Path(out), settings)
     meta["extra"] = {
         "recipe": asdict(recipe),
         "data": data.source,
@@ -431,6 +433,50 @@ def settings_changed(saved: dict, wanted: dict) -> list[str]:
     return changes
 
 
+def _check_same_settings(path: Path, settings: dict) -> None:
+    """Resume only the run these settings describe, taken further or validated less often.
+
+    More epochs and another validate_every are allowed: neither changes the weights
+    the epochs done so far trained (a one-cycle schedule's length fit checks itself).
+    """
+    saved = load_checkpoint(path)
+    if (saved.get("extra") or {}).get("settings") is None:
+        return  # a run saved before settings were recorded: fit checks what it can
+    allowed = ("epochs ", "validate_every ")
+    changed = [c for c in settings_changed(saved, settings) if not c.startswith(allowed)]
+    if changed:
+        raise CheckpointError(
+            f"{path} was trained with other settings ({'; '.join(changed)}): resume with "
+            "the same settings, or train again without --resume"
+        )
+
+
+def saved_run(
+    path: str | Path,
+    recipe: TrainRecipe,
+    data: FaceData,
+    classes: Sequence[str],
+    seed: int,
+    clean: bool = False,
+    validate_every: int = 1,
+) -> tuple[bool, list[str]]:
+    """(finished, changed settings) of the run saved at `path`, against these settings.
+
+    finished: every epoch of the recipe ran with exactly these settings (run_settings,
+    the training faces' fingerprint included). changed: each setting that differs, in
+    words (settings_changed); empty for the same settings, finished or interrupted.
+    """
+    train_set = data.dataset(
+        "train", classes, recipe.channels, clean=clean, per_class=recipe.per_class, seed=seed
+    )
+    wanted = run_settings(
+        recipe, data, classes, seed, clean, validate_every, train_set.fingerprint()
+    )
+    saved = load_checkpoint(path)
+    changed = settings_changed(saved, wanted)
+    return not changed and saved.get("epoch", 0) >= recipe.epochs, changed
+
+
 def train_or_load(
     path: str | Path,
     recipe: str | TrainRecipe,
@@ -460,15 +506,8 @@ def train_or_load(
     device = choose_device() if device is None else torch.device(device)
     names = list(parse_classes(classes))
     if path.exists() and not retrain:
-        saved = load_checkpoint(path)
-        train_set = data.dataset(
-            "train", names, recipe.channels, clean=clean, per_class=recipe.per_class, seed=seed
-        )
-        wanted = run_settings(
-            recipe, data, names, seed, clean, validate_every, train_set.fingerprint()
-        )
-        changed = settings_changed(saved, wanted)
-        if not changed and saved.get("epoch", 0) >= recipe.epochs:
+        finished, changed = saved_run(path, recipe, data, names, seed, clean, validate_every)
+        if finished:
             return load_model(path, class_names=names, device=device)
         if changed:
             print(f"{path} was trained with other settings ({'; '.join(changed)}): training again")
@@ -545,7 +584,8 @@ def three_class_model(
     """
     device = choose_device() if device is None else torch.device(device)
     path = three_class_weights(data)
-    if path.exists() and _finished(load_checkpoint(path), _three_class_recipe(data)):
+    recipe = _three_class_recipe(data)
+    if path.exists() and saved_run(path, recipe, data, COURSE_CLASSES, COURSE_SEED)[0]:
         model, info = load_model(path, class_names=COURSE_CLASSES, device=device)
         return model, {**info, "source": str(path)}
     if pretrained and not data.synthetic and is_shipped(PRETRAINED_3CLASS):
@@ -558,18 +598,3 @@ def three_class_model(
 def _three_class_recipe(data: FaceData, recipe: str | TrainRecipe = "fast") -> TrainRecipe:
     """The recipe as notebook 04 runs it on these data: 1 epoch on tiny data."""
     return replace(get_recipe(recipe), epochs=three_class_epochs(data, recipe))
-
-
-def _finished(checkpoint: dict, recipe: TrainRecipe) -> bool:
-    """True for a complete run of this recipe on the course's classes, validated every epoch.
-
-    Notebook 04 plots every epoch's validation scores, so a run that skipped some does not
-    count. (The faces are not fingerprinted here: this only decides whether to train.)
-    """
-    settings = (checkpoint.get("extra") or {}).get("settings") or {}
-    return (
-        settings.get("recipe") == asdict(recipe)
-        and settings.get("validate_every") == 1
-        and settings.get("classes") == list(COURSE_CLASSES)
-        and checkpoint.get("epoch", 0) >= recipe.epochs
-    )

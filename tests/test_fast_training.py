@@ -16,7 +16,7 @@ from fer_helpers.augment import Augment, CropFlip
 from fer_helpers.checkpoints import load_checkpoint, load_model, make_meta, save_checkpoint
 from fer_helpers.data import FaceDataset, FaceLoader, FaceSplit, load_synthetic
 from fer_helpers.devices import autocast, resolve_precision
-from fer_helpers.errors import FerError
+from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.inference import TTA_SHIFT, class_probabilities, predict, tta_views
 from fer_helpers.labels import COURSE_CLASSES, fer_labels
 from fer_helpers.models import SI100FaceNet, count_parameters
@@ -534,10 +534,12 @@ def test_an_interrupted_recipe_run_resumes_to_the_same_weights(tiny, tmp_path):
     del checkpoint["scheduler_state"]
     torch.save(checkpoint, forgetful)
 
-    # Another seed: everything that matters must come from the checkpoint.
-    resumed, history = train_with_recipe(
-        SMALL_FAST, tiny, out, seed=7, device="cpu", resume=True, **QUIET
-    )
+    # Another seed would draw other faces and batches: refused, naming it.
+    with pytest.raises(CheckpointError, match=r"seed 0 -> 7"):
+        train_with_recipe(SMALL_FAST, tiny, out, seed=7, device="cpu", resume=True, **QUIET)
+    # The same seed: the random state of epoch 2 must come from the checkpoint (a fresh
+    # seed would replay epoch 1's batch order).
+    resumed, history = train_with_recipe(SMALL_FAST, tiny, out, device="cpu", resume=True, **QUIET)
     assert same_weights(resumed, straight)
     assert history["train_loss"] == straight_history["train_loss"]
 

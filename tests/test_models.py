@@ -1,4 +1,5 @@
-"""SI100FaceNet's shapes, print toggle and parameter counts, SmallVGG, and the model registry."""
+"""SI100FaceNet's shapes, print toggle and parameter counts, SmallVGG, and the model registry;
+every network's layers, sizes and parameter counts checked against the reports' specification."""
 
 from __future__ import annotations
 
@@ -218,3 +219,486 @@ def test_faces_are_given_the_channels_their_model_takes():
         np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(FerError, match="takes batches of 3-channel faces"):
         classify_faces(model, crops, channels=1)
+
+
+# --- the layers each report specifies, walked module by module -----------------------------------
+#
+# The expected layer lists below are written out from docs/course-facts.md (Lecture A's
+# SI100FaceNet, Report 1's ConvNet 5, Report 2's DACL, Report 3's ResNet-9) and, where the
+# facts leave a choice, from the model's docstring (SI100FaceNet's kernels, SmallVGG).
+# Forward hooks record the layers in the order forward calls them, with their output
+# shapes; parameter counts are worked out by hand from the same specification.
+
+
+def describe(module: nn.Module) -> tuple:
+    """What a layer is, as the reports write it: kind and the numbers that define it."""
+    kind = type(module).__name__
+    if isinstance(module, nn.Conv2d):
+        return (
+            kind,
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.bias is not None,
+        )
+    if isinstance(module, nn.Linear):
+        return (kind, module.in_features, module.out_features)
+    if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+        return (kind, module.num_features)
+    if isinstance(module, nn.MaxPool2d):
+        return (kind, module.kernel_size, module.stride, module.padding)
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return (kind, module.output_size)
+    if isinstance(module, nn.Dropout | nn.Dropout2d):
+        return (kind, module.p)
+    if isinstance(module, nn.LeakyReLU):
+        return (kind, module.negative_slope)
+    if isinstance(module, nn.ELU):
+        return (kind, module.alpha)
+    return (kind,)
+
+
+def conv(c_in: int, c_out: int, k: int = 3, stride: int = 1, pad: int = 1, bias: bool = True):
+    return ("Conv2d", c_in, c_out, (k, k), (stride, stride), (pad, pad), bias)
+
+
+def maxpool(k: int = 2, stride: int | None = None, pad: int = 0) -> tuple:
+    return ("MaxPool2d", k, k if stride is None else stride, pad)
+
+
+def bn2d(c: int) -> tuple:
+    return ("BatchNorm2d", c)
+
+
+def bn1d(c: int) -> tuple:
+    return ("BatchNorm1d", c)
+
+
+def linear(n_in: int, n_out: int) -> tuple:
+    return ("Linear", n_in, n_out)
+
+
+LEAKY = ("LeakyReLU", 0.01)
+RELU = ("ReLU",)
+ELU = ("ELU", 1.0)
+FLATTEN = ("Flatten",)
+
+
+def forward_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple, tuple]]:
+    """(name, description, output shape) of every leaf layer, in the order forward calls them.
+
+    Layers that do nothing (nn.Identity) are left out. Runs in eval mode, without gradients.
+    """
+    calls: list[tuple[str, tuple, tuple]] = []
+    handles = []
+    for name, module in model.named_modules():
+        if list(module.children()) or isinstance(module, nn.Identity):
+            continue
+
+        def hook(mod, inputs, output, name=name) -> None:
+            calls.append((name, describe(mod), tuple(output.shape)))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def layers_called(model: nn.Module, x: torch.Tensor) -> list[tuple]:
+    return [description for _, description, _ in forward_calls(model, x)]
+
+
+def sides_after(model: nn.Module, x: torch.Tensor, kind: str) -> list[int]:
+    """The image side after every layer of one kind (e.g. each max-pool), in call order."""
+    return [
+        shape[-1] for _, description, shape in forward_calls(model, x) if description[0] == kind
+    ]
+
+
+def bn_params(channels: int) -> int:
+    return 2 * channels  # a learned scale and shift per channel (running stats are buffers)
+
+
+# SI100FaceNet: Lecture A's three conv -> max-pool -> LeakyReLU blocks (64, 128, 256 channels),
+# then fully connected layers with a LeakyReLU after the hidden one; the module docstring's
+# choices: 3x3 kernels, padding 1, stride 1, 2x2 max-pools, 256 hidden units.
+
+
+def si100_layers(
+    channels: int = 3, classes: int = 3, hidden: int = 256, bn: bool = False, p: float = 0.0
+) -> list[tuple]:
+    layers: list[tuple] = []
+    for c_in, c_out in ((channels, 64), (64, 128), (128, 256)):
+        layers += [conv(c_in, c_out)] + ([bn2d(c_out)] if bn else []) + [maxpool(2), LEAKY]
+    return layers + [
+        ("Dropout", p),
+        linear(6 * 6 * 256, hidden),
+        LEAKY,
+        ("Dropout", p),
+        linear(hidden, classes),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("channels", "classes", "bn", "p"),
+    [(3, 3, False, 0.0), (1, 7, False, 0.0), (3, 3, True, 0.2), (1, 7, True, 0.5)],
+)
+def test_si100_calls_the_lectures_layers_in_order(channels, classes, bn, p) -> None:
+    model = SI100FaceNet(num_classes=classes, in_channels=channels, batch_norm=bn, dropout=p)
+    x = torch.zeros(2, channels, 48, 48)
+    assert layers_called(model, x) == si100_layers(channels, classes, bn=bn, p=p)
+    # Batch norm is there when asked for, and only then.
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert [m.num_features for m in norms] == ([64, 128, 256] if bn else [])
+
+
+def test_si100_sizes_after_every_layer_by_forward_hooks() -> None:
+    model = SI100FaceNet(num_classes=3, batch_norm=True)
+    shapes = {name: shape for name, _, shape in forward_calls(model, torch.zeros(2, 3, 48, 48))}
+    # 48 -> 24 -> 12 -> 6: a 3x3 convolution with padding 1 keeps the side, a pool halves it.
+    assert shapes == {
+        "conv1": (2, 64, 48, 48),
+        "bn1": (2, 64, 48, 48),
+        "pool1": (2, 64, 24, 24),
+        "act1": (2, 64, 24, 24),
+        "conv2": (2, 128, 24, 24),
+        "bn2": (2, 128, 24, 24),
+        "pool2": (2, 128, 12, 12),
+        "act2": (2, 128, 12, 12),
+        "conv3": (2, 256, 12, 12),
+        "bn3": (2, 256, 12, 12),
+        "pool3": (2, 256, 6, 6),
+        "act3": (2, 256, 6, 6),
+        "drop1": (2, 9216),
+        "fc1": (2, 256),
+        "act4": (2, 256),
+        "drop2": (2, 256),
+        "fc2": (2, 3),
+    }
+    # Other input sides: floor-halved three times (64 -> 8; 50 -> 25 -> 12 -> 6).
+    for side, pooled in ((64, [32, 16, 8]), (50, [25, 12, 6])):
+        model = SI100FaceNet(input_size=side)
+        assert sides_after(model, torch.zeros(1, 3, side, side), "MaxPool2d") == pooled
+
+
+def test_si100_batch_norm_and_dropout_act_where_the_docstring_says() -> None:
+    """BatchNorm right after each convolution (before the pool); dropout on fc1's, fc2's inputs."""
+    torch.manual_seed(0)
+    model = SI100FaceNet(num_classes=3, batch_norm=True, dropout=0.5).eval()
+    for bn in (model.bn1, model.bn2, model.bn3):  # not the identity, so a misplaced one shows
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 48, 48)
+    by_hand = x
+    for i in (1, 2, 3):
+        by_hand = getattr(model, f"conv{i}")(by_hand)
+        by_hand = getattr(model, f"bn{i}")(by_hand)
+        by_hand = torch.nn.functional.max_pool2d(by_hand, 2)
+        by_hand = torch.nn.functional.leaky_relu(by_hand, 0.01)
+    by_hand = model.fc1(by_hand.flatten(1))
+    by_hand = model.fc2(torch.nn.functional.leaky_relu(by_hand, 0.01))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), by_hand)
+        # Training: dropout zeroes about half of fc1's 9216 inputs and of fc2's 256.
+        seen = {}
+        model.fc1.register_forward_pre_hook(lambda m, inp: seen.__setitem__("fc1", inp[0]))
+        model.fc2.register_forward_pre_hook(lambda m, inp: seen.__setitem__("fc2", inp[0]))
+        model.train()(x)
+    for name, size in (("fc1", 9216), ("fc2", 256)):
+        assert seen[name].shape == (2, size)
+        zeros = (seen[name] == 0).float().mean().item()
+        assert 0.4 < zeros < 0.6, (name, zeros)
+
+
+def si100_params(channels: int, classes: int, hidden: int = 256, bn: bool = False) -> int:
+    convs = conv_params(3, channels, 64) + conv_params(3, 64, 128) + conv_params(3, 128, 256)
+    norms = bn_params(64) + bn_params(128) + bn_params(256) if bn else 0
+    return convs + norms + linear_params(6 * 6 * 256, hidden) + linear_params(hidden, classes)
+
+
+def test_si100_parameter_counts_with_batch_norm_and_the_fc1_share() -> None:
+    assert si100_params(3, 3) == 2_731_139  # the module docstring's total, by the formula
+    assert count_parameters(SI100FaceNet(num_classes=3, batch_norm=True)) == 2_731_139 + 896
+    assert count_parameters(
+        SI100FaceNet(num_classes=7, in_channels=1, batch_norm=True, dropout=0.2)
+    ) == si100_params(1, 7, bn=True)
+    # "About 86% of all parameters sit in fc1."
+    model = SI100FaceNet(num_classes=3)
+    share = dict(parameters_per_layer(model))["fc1"] / count_parameters(model)
+    assert share == pytest.approx((9216 * 256 + 256) / 2_731_139) and round(share, 2) == 0.86
+
+
+# Report 1's ConvNet 5: three blocks Conv2d 3x3 pad 1 -> BatchNorm2d -> ReLU -> Dropout2d ->
+# MaxPool2d 2 with 64 channels, then Linear 6*6*64 -> 512 -> BatchNorm1d -> Dropout -> ReLU
+# and Linear 512 -> 7; dropout 0.4 everywhere.
+
+
+def convnet5_layers(channels: int, classes: int) -> list[tuple]:
+    layers: list[tuple] = []
+    for c_in in (channels, 64, 64):
+        layers += [conv(c_in, 64), bn2d(64), RELU, ("Dropout2d", 0.4), maxpool(2)]
+    return layers + [
+        FLATTEN,
+        linear(6 * 6 * 64, 512),
+        bn1d(512),
+        ("Dropout", 0.4),
+        RELU,
+        linear(512, classes),
+    ]
+
+
+def convnet5_params(channels: int, classes: int) -> int:
+    convs = sum(conv_params(3, c_in, 64) + bn_params(64) for c_in in (channels, 64, 64))
+    return convs + linear_params(2304, 512) + bn_params(512) + linear_params(512, classes)
+
+
+@pytest.mark.parametrize(("channels", "classes"), [(3, 7), (1, 7), (3, 3)])
+def test_convnet5_is_report_1s_model_5(channels, classes) -> None:
+    model = build_model("convnet5", num_classes=classes, in_channels=channels)
+    x = torch.zeros(2, channels, 48, 48)
+    assert layers_called(model, x) == convnet5_layers(channels, classes)
+    assert sides_after(model, x, "MaxPool2d") == [24, 12, 6]  # "48 -> 24 -> 12 -> 6 pixels"
+    assert count_parameters(model) == convnet5_params(channels, classes)
+    assert model(x).shape == (2, classes)
+
+
+def test_convnet5_parameter_count_by_hand() -> None:
+    # 3 channels, 7 classes: 1,792 + 128 + 2 * (36,928 + 128) + 1,180,160 + 1,024 + 3,591
+    assert convnet5_params(3, 7) == 1_260_807
+    assert count_parameters(build_model("convnet5", num_classes=7)) == 1_260_807
+
+
+# Report 3's ResNet-9: conv_block = Conv2d 3x3 pad 1 -> BatchNorm2d -> ELU [-> MaxPool2d 2];
+# per stage: c -> w, w -> w (pool), a residual of two w blocks, dropout 0.5; widths 128, 256,
+# 512; classifier MaxPool2d(6), Flatten, Linear(512, classes). Report 3's input is grayscale.
+
+
+def resnet9_layers(channels: int, classes: int) -> list[tuple]:
+    def block(c_in: int, c_out: int) -> list[tuple]:
+        return [conv(c_in, c_out), bn2d(c_out), ELU]
+
+    layers: list[tuple] = []
+    c_in = channels
+    for width in (128, 256, 512):
+        layers += block(c_in, width) + block(width, width) + [maxpool(2)]
+        layers += block(width, width) + block(width, width) + [("Dropout", 0.5)]
+        c_in = width
+    return layers + [maxpool(6), FLATTEN, linear(512, classes)]
+
+
+def resnet9_params(channels: int, classes: int) -> int:
+    def block(c_in: int, c_out: int) -> int:
+        return conv_params(3, c_in, c_out) + bn_params(c_out)
+
+    total, c_in = 0, channels
+    for width in (128, 256, 512):
+        total += block(c_in, width) + 3 * block(width, width)
+        c_in = width
+    return total + linear_params(512, classes)
+
+
+@pytest.mark.parametrize(("channels", "classes"), [(1, 7), (3, 3)])
+def test_resnet9_is_report_3s_network(channels, classes) -> None:
+    model = build_model("resnet9", num_classes=classes, in_channels=channels)
+    x = torch.zeros(1, channels, 48, 48)
+    assert layers_called(model, x) == resnet9_layers(channels, classes)
+    assert sides_after(model, x, "MaxPool2d") == [24, 12, 6, 1]
+    assert count_parameters(model) == resnet9_params(channels, classes)
+    # The residual pair is one module per stage, right after the pooling block.
+    residuals = [i for i, m in enumerate(model.features) if type(m).__name__ == "Residual"]
+    assert residuals == [2, 6, 10]
+
+
+def test_resnet9_residuals_add_their_input() -> None:
+    torch.manual_seed(0)
+    model = build_model("resnet9", num_classes=7, in_channels=1).eval()
+    seen = []
+    for i in (2, 6, 10):
+        model.features[i].register_forward_hook(
+            lambda m, inp, out: seen.append((m, inp[0].clone(), out.clone()))
+        )
+    with torch.no_grad():
+        model(torch.randn(2, 1, 48, 48))
+        assert [tuple(out.shape[1:]) for _, _, out in seen] == [
+            (128, 24, 24),
+            (256, 12, 12),
+            (512, 6, 6),
+        ]
+        for residual, inp, out in seen:
+            torch.testing.assert_close(out, inp + residual.body(inp))
+
+
+def test_resnet9_parameter_count_by_hand() -> None:
+    # 1 channel, 7 classes: stage 1 (1,536 + 3 * 147,840), stage 2 (295,680 + 3 * 590,592),
+    # stage 3 (1,181,184 + 3 * 2,360,832), classifier 3,591.
+    assert resnet9_params(1, 7) == 10_779_783
+    assert count_parameters(build_model("resnet9", num_classes=7, in_channels=1)) == 10_779_783
+
+
+# SmallVGG (its docstring): four stages of two bias-free Conv2d 3x3 pad 1 -> BatchNorm2d ->
+# ReLU, each ending in MaxPool2d 2 (48 -> 24 -> 12 -> 6 -> 3); widths 32, 64, 128, 256;
+# global average pooling, dropout (0.3 by default), Linear 256 -> classes.
+
+
+def smallvgg_layers(channels: int, classes: int, width: int = 32, p: float = 0.3) -> list[tuple]:
+    layers: list[tuple] = []
+    c_in = channels
+    for w in (width, 2 * width, 4 * width, 8 * width):
+        for _ in range(2):
+            layers += [conv(c_in, w, bias=False), bn2d(w), RELU]
+            c_in = w
+        layers.append(maxpool(2))
+    return layers + [("AdaptiveAvgPool2d", 1), FLATTEN, ("Dropout", p), linear(8 * width, classes)]
+
+
+@pytest.mark.parametrize(("channels", "classes", "width"), [(1, 7, 32), (3, 3, 8)])
+def test_smallvgg_calls_its_documented_layers(channels, classes, width) -> None:
+    model = SmallVGG(num_classes=classes, in_channels=channels, width=width)
+    x = torch.zeros(1, channels, 48, 48)
+    assert layers_called(model, x) == smallvgg_layers(channels, classes, width)
+    assert sides_after(model, x, "MaxPool2d") == [24, 12, 6, 3]
+    assert sides_after(model, x, "AdaptiveAvgPool2d") == [1]
+
+
+def test_smallvgg_keeps_nearly_all_parameters_in_convolutions() -> None:
+    model = SmallVGG(num_classes=7, in_channels=1)
+    convs = sum(
+        p.numel() for m in model.modules() if isinstance(m, nn.Conv2d) for p in m.parameters()
+    )
+    # By hand: 9 * (1*32 + 32*32 + 32*64 + 64*64 + 64*128 + 128*128 + 128*256 + 256*256)
+    assert convs == 1_170_720
+    assert convs / count_parameters(model) > 0.99
+
+
+# DACL (Report 2): ResNet-18 (here with a 3x3 stride-1 stem for 48x48 faces, its docstring),
+# global average pooling, a 7-way classifier; the attention net's context encoder of three
+# fully connected layers (3584, 512, 64) with batch norm, ReLU, ReLU, tanh; one linear layer
+# 64 -> 2 * 512 of paired scores.
+
+
+def resnet18_params(channels: int, classes: int, stem_kernel: int = 3) -> int:
+    """ResNet-18 by hand: a stem, four stages of two basic blocks, a linear classifier.
+
+    A basic block is two 3x3 bias-free convolutions, each with batch norm; a stage that
+    changes the width starts with a block whose shortcut is a 1x1 convolution + batch norm.
+    """
+    total = stem_kernel * stem_kernel * channels * 64 + bn_params(64)
+    c_in = 64
+    for width in (64, 128, 256, 512):
+        for block in range(2):
+            first = c_in if block == 0 else width
+            total += 9 * first * width + bn_params(width) + 9 * width * width + bn_params(width)
+            if first != width:
+                total += first * width + bn_params(width)  # the 1x1 shortcut
+        c_in = width
+    return total + linear_params(512, classes)
+
+
+def test_resnet18_formula_gives_the_published_count() -> None:
+    # torchvision's documented ResNet-18 (7x7 stem, 1000 classes): 11,689,512 parameters.
+    assert resnet18_params(3, 1000, stem_kernel=7) == 11_689_512
+
+
+@pytest.mark.parametrize(
+    ("maxpool_on", "sides"), [(True, [48, 24, 24, 12, 6, 3]), (False, [48, 48, 24, 12, 6])]
+)
+def test_resnet18_48_stem_and_sizes(maxpool_on, sides) -> None:
+    from fer_helpers.models import resnet18_48
+
+    model = resnet18_48(num_classes=7, channels=1, maxpool=maxpool_on)
+    assert describe(model.conv1) == conv(1, 64, k=3, stride=1, pad=1, bias=False)
+    if maxpool_on:
+        assert describe(model.maxpool) == maxpool(3, stride=2, pad=1)  # torchvision's, kept
+    else:
+        assert isinstance(model.maxpool, nn.Identity)
+    assert describe(model.fc) == linear(512, 7)
+    assert count_parameters(model) == resnet18_params(1, 7)
+    shapes = {}
+    names = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]
+    for name in names:
+        getattr(model, name).register_forward_hook(
+            lambda m, i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
+        )
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
+    # The docstring: the blocks see 24, 24, 12, 6, 3 pixels (48, 48, 24, 12, 6 without the pool).
+    assert [shapes[n][-1] for n in names[:-1] if n != "maxpool" or maxpool_on] == sides
+    assert [shapes[n][1] for n in ("layer1", "layer2", "layer3", "layer4")] == [64, 128, 256, 512]
+    assert shapes["avgpool"] == (1, 512, 1, 1)
+
+
+def attention_layers(in_features: int) -> list[tuple]:
+    return [
+        linear(in_features, 3584),
+        bn1d(3584),
+        RELU,
+        linear(3584, 512),
+        bn1d(512),
+        RELU,
+        linear(512, 64),
+        bn1d(64),
+        ("Tanh",),
+        linear(64, 2 * 512),
+    ]
+
+
+def attention_params(in_features: int) -> int:
+    widths = [in_features, 3584, 512, 64]
+    encoder = sum(linear_params(a, b) + bn_params(b) for a, b in zip(widths, widths[1:]))
+    return encoder + linear_params(64, 1024)
+
+
+@pytest.fixture(scope="module")
+def dacl_net():
+    from fer_helpers.models import DACLNet
+
+    torch.manual_seed(0)
+    return DACLNet(num_classes=7, in_channels=3).eval()
+
+
+def test_dacl_net_is_report_2s_network(dacl_net) -> None:
+    model = dacl_net
+    assert isinstance(model, MODELS["dacl"])
+    # The backbone: ResNet-18 up to its last residual stage (no pooling, no classifier).
+    assert [name for name, _ in model.backbone.named_children()] == [str(i) for i in range(8)]
+    stem = list(model.backbone.children())[:4]
+    assert [describe(m) for m in stem] == [
+        conv(3, 64, k=3, stride=1, pad=1, bias=False),
+        bn2d(64),
+        RELU,
+        maxpool(3, stride=2, pad=1),
+    ]
+    assert model.map_shape == (1, 512, 3, 3)
+    assert describe(model.pool) == ("AdaptiveAvgPool2d", 1)
+    assert describe(model.fc) == linear(512, 7)
+    attention = [describe(m) for m in model.attention.modules() if not list(m.children())]
+    assert attention == attention_layers(512 * 3 * 3)
+    assert count_parameters(model.attention) == attention_params(4608)
+    assert count_parameters(model) == resnet18_params(3, 7) + attention_params(4608)
+
+
+def test_dacl_net_features_logits_and_attention_by_hand(dacl_net) -> None:
+    model = dacl_net
+    torch.manual_seed(1)
+    x = torch.randn(3, 3, 48, 48)
+    with torch.no_grad():
+        logits, features, attention = model(x)
+        feature_map = model.backbone(x)
+        assert feature_map.shape == (3, 512, 3, 3)
+        # Features: the global average of each of the 512 channels; logits: fc of them.
+        torch.testing.assert_close(features, feature_map.mean(dim=(2, 3)))
+        torch.testing.assert_close(logits, model.fc(feature_map.mean(dim=(2, 3))))
+        # Attention: a two-way softmax per feature j over scores 2j and 2j+1, i.e. the
+        # sigmoid of their difference, from the heads on the encoded flattened map.
+        scores = model.attention.heads(model.attention.encoder(feature_map.flatten(1)))
+        assert scores.shape == (3, 1024)
+        torch.testing.assert_close(attention, torch.sigmoid(scores[:, 1::2] - scores[:, 0::2]))
+        # The encoder's output went through tanh last: in (-1, 1).
+        context = model.attention.encoder(feature_map.flatten(1))
+        assert context.shape == (3, 64) and context.abs().max() < 1

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from fer_helpers import paths, pretrained, recipes
-from fer_helpers.checkpoints import load_checkpoint
+from fer_helpers.checkpoints import load_checkpoint, save_checkpoint
 from fer_helpers.data import load_synthetic
+from fer_helpers.errors import CheckpointError
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.recipes import (
     COURSE,
@@ -131,10 +132,32 @@ def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, m
 
 
 def test_a_run_that_skipped_validations_is_not_notebook_04s(tiny):
-    _, info = train_three_class_model(tiny)
-    assert recipes._finished(info, recipes._three_class_recipe(tiny))
-    info["extra"]["settings"]["validate_every"] = 2  # notebook 04 plots every validation
-    assert not recipes._finished(info, recipes._three_class_recipe(tiny))
+    train_three_class_model(tiny)
+    path = three_class_weights(tiny)
+    recipe = recipes._three_class_recipe(tiny)
+    assert recipes.saved_run(path, recipe, tiny, COURSE_CLASSES, 0) == (True, [])
+    saved = load_checkpoint(path)
+    saved.pop("format", None)
+    saved["extra"]["settings"]["validate_every"] = 2  # notebook 04 plots every validation
+    save_checkpoint(path, **saved)
+    assert recipes.saved_run(path, recipe, tiny, COURSE_CLASSES, 0) == (
+        False,
+        ["validate_every 2 -> 1"],
+    )
+
+
+def test_an_interrupted_run_is_unfinished_with_no_change(tiny):
+    train_three_class_model(tiny)
+    path = three_class_weights(tiny)
+    longer = dataclasses.replace(recipes._three_class_recipe(tiny), epochs=2)
+    finished, changed = recipes.saved_run(path, longer, tiny, COURSE_CLASSES, 0)
+    assert not finished
+    assert changed == ["epochs 1 -> 2"]
+    # A cap trains on other faces: the message names the cap and the faces' fingerprint.
+    capped = dataclasses.replace(recipes._three_class_recipe(tiny), per_class=2)
+    changed = recipes.saved_run(path, capped, tiny, COURSE_CLASSES, 0)[1]
+    assert changed[0] == "per_class None -> 2"
+    assert [c.split()[0] for c in changed[1:]] == ["train_faces"]
 
 
 def test_a_run_of_another_recipe_is_trained_again(tiny):
@@ -242,3 +265,19 @@ def test_train_or_load_resumes_an_interrupted_run_and_names_a_corrupt_file(tiny,
     first_half.write_bytes(b"\x00 not a checkpoint")
     with pytest.raises(CheckpointError, match="half.pth"):
         recipes.train_or_load(first_half, two, tiny, device="cpu", **quiet)
+
+
+def test_resume_refuses_other_settings_but_takes_more_epochs(tiny, tmp_path):
+    one = dataclasses.replace(COURSE, epochs=1, batch_size=8)
+    out = tmp_path / "run.pth"
+    quiet = {"device": "cpu", "progress": False, "log": lambda _: None}
+    train_with_recipe(one, tiny, out, **quiet)
+    faster = dataclasses.replace(one, epochs=2, lr=0.01)
+    with pytest.raises(CheckpointError, match=r"run\.pth was trained with other settings \(lr "):
+        train_with_recipe(faster, tiny, out, resume=True, **quiet)
+    with pytest.raises(CheckpointError, match=r"seed 0 -> 1"):
+        train_with_recipe(one, tiny, out, seed=1, resume=True, **quiet)
+    _, history = train_with_recipe(
+        dataclasses.replace(one, epochs=2), tiny, out, resume=True, **quiet
+    )
+    assert len(history["val_acc"]) == 2 and load_checkpoint(out)["epoch"] == 2
