@@ -7,6 +7,7 @@ precision = resolve_precision("auto", device)   # "bf16" where the hardware comp
 
 from __future__ import annotations
 
+import platform
 import shutil
 from pathlib import Path
 
@@ -73,6 +74,17 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     if kind == "cpu":
         return "bf16" if cpu_has_bf16() else "fp32"
     return "fp32"
+
+
+def processor_name() -> str:
+    """This machine's processor, e.g. 'AMD EPYC 7B13', for the record of a measurement."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # macOS, Windows: no /proc
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
 
 
 def cpu_has_bf16() -> bool:

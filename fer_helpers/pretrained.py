@@ -208,9 +208,8 @@ def publish(
     on the card is the sum of the run's epoch times (training and validation), from
     its history.
     """
-    import platform
-
     from .data import FaceLoader
+    from .devices import processor_name
     from .inference import predict
     from .metrics import summarize
 
@@ -222,7 +221,7 @@ def publish(
     summary = summarize(y_true, y_pred, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))
     extra = info.get("extra") or {}
-    cpu, threads = platform.processor() or platform.machine(), extra.get("threads")
+    cpu, threads = processor_name(), extra.get("threads")
     if "members" in extra and threads is None:  # an ensemble of runs with other thread counts
         counts = " and ".join(str(m.get("threads") or "?") for m in extra["members"])
         machine = f"{cpu}, {counts} threads (in model order)"
