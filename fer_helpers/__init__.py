@@ -33,17 +33,20 @@ The notebooks' topics
 - dacl          notebook 08: the DACL ablation, attention weights per class
 - export        notebook 09: ONNX export, checked against PyTorch
 - faces         notebook 10: faces found in photos, cropped like FER2013, classified
+- folders       any folder of class folders (other data sets, one's own photos) as data
 - comparison    notebook 11: four networks, one recipe: parameters, FLOPs, time, accuracy
 - plots         the figures the notebooks draw, in the course's style (use_course_style)
 - exercises     the checkers of the notebooks' exercises (one module per notebook topic)
 
 Tools
 - bench         the course's recipe and pipeline against the fast one, side by side
-- cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`
+- cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`;
+                `--version`; `info` and `evaluate` take `--folder DIR` (folders)
 - errors        FerError and its kinds: one-line messages that name the file
 - files         writing files atomically
 - paths         where data, weights and figures live
 - course        the course's own tooling: site, slides, hand-outs, catalogue (not for notebooks)
 """
 
+# The one definition of the version: pyproject.toml reads it, `--version` prints it.
 __version__ = "0.1.0"

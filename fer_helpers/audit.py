@@ -87,7 +87,10 @@ class AuditReport:
             f"{s['groups_shared_across_splits'] or 'none'}; "
             f"{s['groups_with_conflicting_labels']} with conflicting labels"
         )
-        lines.append(f"  clean=True drops {s['dropped_from_training_by_clean']} training images")
+        if "train" in self.split_names:  # clean=True only ever drops training images
+            lines.append(
+                f"  clean=True drops {s['dropped_from_training_by_clean']} training images"
+            )
         return "\n".join(lines)
 
     def examples(self, k: int = 5) -> list[list[str]]:

@@ -341,3 +341,28 @@ def measure_framing(faces: np.ndarray, upscale: int = 4) -> np.ndarray:
             centre = np.array([x + w / 2, y + h / 2]) - pad
             rows.append([w / side, *(centre / side - 0.5)])
     return np.array(rows, dtype=float).reshape(-1, 3)
+
+
+FRAMING_WORDS = {  # how fit_face brought an image to 48x48, in words for reports
+    "as-is": "were 48x48 already",
+    "face": "cropped to the face found (OpenCV's Haar cascade) and scaled to 48x48",
+    "centre": "centre-cropped and scaled to 48x48 (no face found)",
+}
+
+
+def fit_face(gray: np.ndarray) -> tuple[np.ndarray, str]:
+    """A gray image (H, W) as a 48x48 face, framed as FER2013 frames faces; and how.
+
+    48x48 images are kept as they are ("as-is"). Otherwise the largest face the
+    Haar cascade finds is cropped as `predict` crops faces (faces.crop_face,
+    "face"); when none is found, the centred square, as large as fits, is
+    cropped and scaled the same way ("centre").
+    """
+    if gray.shape == (FER_SIZE, FER_SIZE):
+        return gray, "as-is"
+    boxes = detect_faces(gray)
+    if boxes:
+        return crop_face(gray, max(boxes, key=lambda box: box[2] * box[3])), "face"
+    rows, columns = gray.shape
+    side = min(rows, columns)
+    return crop_face(gray, ((columns - side) // 2, (rows - side) // 2, side, side)), "centre"

@@ -256,3 +256,14 @@ def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.zeros_like(num)
     np.divide(num, den, out=out, where=den != 0)
     return out
+
+
+def format_confusion(summary: dict) -> str:
+    """The confusion matrix of a summary as a table: rows true class, columns predicted."""
+    names = summary["classes"]
+    table = pd.DataFrame(
+        summary["confusion_matrix"],
+        index=pd.Index(names, name="true"),
+        columns=pd.Index(names, name="predicted"),
+    )
+    return f"\nconfusion matrix (rows: true class, columns: predicted):\n{table.to_string()}"

@@ -13,6 +13,9 @@ without decoding anything yet (decoding is `decode.py`'s job):
 - class folders `images/train` + `images/validation`;
 - class folders `train/` + `validation/` [+ `test/`].
 
+Any other labelled folder (one sub-folder per emotion, of any data set) is
+read by find_labelled_folder, as one split called "folder".
+
 Splits are called train, validation (FER2013's PublicTest) and test
 (PrivateTest). A file's prefix, when it has one, decides its split; otherwise
 the folder it sits in does.
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import ClassNameError, DataError
 from .labels import EMOTIONS, canonical_name
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -47,6 +50,8 @@ LAYOUTS_TRIED = (
     "images/train + images/validation class folders",
     "train/ + validation/ [+ test/] class folders",
 )
+FOLDER_SPLIT = "folder"  # the one split of a labelled folder (find_labelled_folder)
+_NOT_DATA = {"__MACOSX"}  # what unpacking a zip made on a Mac leaves beside the data
 
 
 @dataclass
@@ -83,6 +88,7 @@ class FoundData:
     splits: dict[str, SplitSource]
     notes: list[str] = field(default_factory=list)
     fingerprint_files: list[Path] = field(default_factory=list)  # what the cache key hashes
+    skipped: dict[str, int] = field(default_factory=dict)  # folder of an unknown class: images
 
 
 def find_fer2013(root: Path) -> FoundData:
@@ -248,3 +254,75 @@ def _find_folders(root: Path) -> FoundData | None:
     layout = " + ".join(f"{f.relative_to(root)}/" for f in folders) + " class folders"
     every_file = [p for s in SPLITS for p in files[s]]
     return FoundData(root, layout, splits, notes, every_file)
+
+
+def find_labelled_folder(root: Path) -> FoundData:
+    """Every image in a folder of class folders, as one split called "folder".
+
+    Class folders may use any case and the spellings other data sets use
+    (Anger, happiness, Surprised, ...: labels.canonical_name); images may sit in
+    sub-folders of a class folder. A folder of another class (contempt, say) is
+    skipped: `skipped` and a note give its number of images. Files that are not
+    images by their suffix are left out with a note; hidden files are ignored.
+    Raises DataError when the folder is missing or holds no images of a known class.
+    """
+    root = Path(root).expanduser()
+    expected = f"expected a folder with one sub-folder per emotion ({', '.join(EMOTIONS)})"
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise DataError(f"folder {root} {what}: {expected}")
+    class_dirs = [
+        d
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and d.name not in _NOT_DATA
+    ]
+    files: list[Path] = []
+    labels: list[int] = []
+    skipped: dict[str, int] = {}
+    other_files: list[Path] = []
+    for class_dir in class_dirs:
+        images, others = _folder_images(class_dir)
+        other_files += others
+        try:
+            label = EMOTIONS.index(canonical_name(class_dir.name))
+        except ClassNameError:
+            skipped[class_dir.name] = len(images)
+            continue
+        files += images
+        labels += [label] * len(images)
+    notes = [
+        f"skipped {count} image(s) in {name}/: not one of FER2013's emotions"
+        for name, count in skipped.items()
+    ]
+    other_files += [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if other_files:
+        names = ", ".join(str(p.relative_to(root)) for p in sorted(other_files)[:3])
+        more = f" and {len(other_files) - 3} more" if len(other_files) > 3 else ""
+        notes.append(
+            f"left out {len(other_files)} file(s) that are not images by their suffix, or "
+            f"not in a class folder: {names}{more}"
+        )
+    if not files:
+        found = ", ".join(f"{d.name}/" for d in class_dirs) or "no sub-folders"
+        hint = ""
+        if class_dirs and all(d.name.lower() in FOLDER_TO_SPLIT for d in class_dirs):
+            hint = " (it holds split folders: give one of them, or read it as FER2013 with --data)"
+        raise DataError(f"no images of a known emotion in {root} (found {found}){hint}: {expected}")
+    split = SplitSource(
+        FOLDER_SPLIT,
+        np.asarray(labels, dtype=np.int64),
+        [str(p.relative_to(root)) for p in files],
+        files=files,
+    )
+    return FoundData(root, "class folders", {FOLDER_SPLIT: split}, notes, files, skipped)
+
+
+def _folder_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) anywhere below a class folder, hidden ones ignored."""
+    images, others = [], []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).parts
+        if any(part.startswith(".") or part in _NOT_DATA for part in relative) or path.is_dir():
+            continue
+        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
+    return images, others

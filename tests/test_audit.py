@@ -40,6 +40,11 @@ def test_blank_duplicates_leaks_and_conflicts_are_found():
     assert report.training_keep_mask().tolist() == [True, False, True, False, False, False]
     assert s["dropped_from_training_by_clean"] == 4
     assert "train-validation" in report.describe()
+    assert report.describe().splitlines()[-1] == "  clean=True drops 4 training images"
+    # A labelled folder has no training split: nothing for clean=True to drop, no line.
+    folder = audit_data(FaceData({"folder": split("folder", [a, a], [3, 3])}, "f", "x"))
+    assert "clean=True" not in folder.describe()
+    assert "folder: 0 blank images (0 all black), 1 extra copies" in folder.describe()
 
 
 def test_clean_dataset_drops_what_the_audit_flags():

@@ -97,6 +97,28 @@ def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
     assert set(summary["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
 
 
+def test_resume_continues_the_runs_own_settings_and_refuses_others(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FER_TINY", "1")
+    out = tmp_path / "run.pth"
+    first = ["--data", "synthetic", "--out", str(out), "--recipe", "course", "--epochs", "1"]
+    first += ["--batch-size", "8", "--classes", "sad,happy", "--seed", "3", "--lr", "0.002"]
+    status, _, _ = run_cli(capsys, "train", *first)
+    assert status == 0
+    # Only how far to go: the recipe, the classes and the seed come from the file.
+    again = ["--data", "synthetic", "--out", str(out), "--resume", "--epochs", "2"]
+    status, log, err = run_cli(capsys, "train", *again)
+    assert status == 0 and "Resuming from" in log, err
+    saved = torch.load(out, weights_only=True)
+    assert saved["epoch"] == 2 and saved["class_names"] == ["sad", "happy"]
+    assert saved["extra"]["seed"] == 3
+    assert saved["extra"]["recipe"] == {**saved["extra"]["recipe"], "name": "course", "lr": 0.002}
+    assert saved["extra"]["recipe"]["batch_size"] == 8
+    # A setting that would change what the first epochs trained is refused, naming it.
+    status, _, err = run_cli(capsys, "train", *again, "--epochs", "3", "--seed", "4")
+    assert status == 2 and "seed 3 -> 4" in err and err.count("\n") == 1
+    assert torch.load(out, weights_only=True)["epoch"] == 2  # nothing lost
+
+
 @pytest.mark.parametrize("command", ["info", "train", "evaluate", "bench"])
 def test_every_command_has_help(command):
     result = subprocess.run(
@@ -153,3 +175,26 @@ def test_predict_prints_one_line_per_face_and_names_bad_files(tmp_path, capsys):
     assert lines[0].split(": ")[-1].split()[0] in ("happy", "neutral", "sad")
     assert lines[1] == f"no face found in {blank}"
     assert "notes.txt" in err and "not an image" in err
+
+
+def test_version_prints_the_one_version_and_exits_0():
+    import fer_helpers
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_helpers", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"fer-helpers {fer_helpers.__version__}\n"
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    # One definition: pyproject.toml reads fer_helpers.__version__ instead of repeating it.
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "fer_helpers.__version__"}
+
+
+def test_bench_refuses_zero_seeds_in_one_line(capsys):
+    status, out, err = run_cli(capsys, "bench", "--data", "synthetic", "--full", "--seeds", "0")
+    assert status == 2 and out == "" and "--seeds must be at least 1" in err

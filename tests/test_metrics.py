@@ -239,3 +239,17 @@ def test_format_report_lines_by_hand() -> None:
     assert lines[3] == "happy:75.00%, sad:50.00%, total:66.67%"
     assert lines[4] == "balanced accuracy: 62.50%"
     assert lines[5] == "" and lines[6].split()[0] == "precision"
+
+
+def test_format_confusion_puts_the_true_class_in_rows_and_the_prediction_in_columns():
+    # fear is predicted once but never true; sad is true twice but never predicted.
+    y_true = np.array([0, 0, 0, 2, 2])
+    y_pred = np.array([0, 1, 0, 0, 0])
+    summary = metrics.summarize(y_true, y_pred, ["happy", "fear", "sad"])
+    lines = metrics.format_confusion(summary).strip().splitlines()
+    assert lines[0] == "confusion matrix (rows: true class, columns: predicted):"
+    assert lines[1].split() == ["predicted", "happy", "fear", "sad"]
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in lines[3:]}
+    assert rows == {"happy": [2, 1, 0], "fear": [0, 0, 0], "sad": [2, 0, 0]}
+    reference = skm.confusion_matrix(y_true, y_pred).tolist()
+    assert rows == dict(zip(["happy", "fear", "sad"], reference))
