@@ -79,3 +79,51 @@ def test_cropflip_is_reproducible_with_a_seeded_generator():
     other = CropFlip()(x, torch.Generator().manual_seed(1))
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert first.shape == x.shape
+
+
+def decompose(theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rotation (degrees), zoom, mirror (+1/-1) and shift of each 2x3 matrix, by hand.
+
+    theta = [[m cos/z, -sin/z, tx], [m sin/z, cos/z, ty]]: its second column is a rotation
+    over z, and its determinant m / z^2 gives the mirror's sign.
+    """
+    a, b = theta[:, :, 0], theta[:, :, 1]  # the columns
+    return {
+        "degrees": torch.rad2deg(torch.atan2(-b[:, 0], b[:, 1])),
+        "zoom": 1 / b.norm(dim=1),
+        "mirror": torch.sign(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]),
+        "tx": theta[:, 0, 2],
+        "ty": theta[:, 1, 2],
+        "first_column_norm": a.norm(dim=1),
+        "columns_dot": (a * b).sum(dim=1),
+    }
+
+
+def test_random_affine_draws_each_parameter_over_its_whole_range_and_no_further():
+    augment = Augment(flip=0.3, rotation=12.0, scale=0.2, shift=0.1)
+    parts = decompose(augment.random_affine(20_000, torch.Generator().manual_seed(0)))
+    # A similarity: both columns have length 1/zoom and are perpendicular (no shear).
+    assert torch.allclose(parts["first_column_norm"], 1 / parts["zoom"], atol=1e-5)
+    assert parts["columns_dot"].abs().max() < 1e-5
+    # Uniform over [-12, 12] degrees, [0.8, 1.2] zoom, [-0.2, 0.2] shift (2 x 0.1: affine_grid
+    # runs from -1 to 1 across the image): 20,000 draws come within 0.2% of both ends.
+    for key, low, high in (("degrees", -12, 12), ("zoom", 0.8, 1.2), ("tx", -0.2, 0.2)):
+        values = parts[key]
+        span = high - low
+        assert low - 1e-5 <= values.min() < low + 0.002 * span, key
+        assert high - 0.002 * span < values.max() <= high + 1e-5, key
+        assert abs(values.mean() - (low + high) / 2) < 0.02 * span, key
+    assert -0.2 - 1e-6 <= parts["ty"].min() < -0.199 and 0.199 < parts["ty"].max() <= 0.2 + 1e-6
+    assert abs(parts["ty"].mean()) < 0.004  # its own draw, centred too
+    mirrored = (parts["mirror"] < 0).float().mean()
+    assert abs(mirrored - 0.3) < 0.015  # flip is the probability of a mirror
+    assert set(parts["mirror"].tolist()) == {-1.0, 1.0}
+
+
+
+def test_the_warp_follows_the_batchs_dtype():
+    x = torch.rand(3, 1, 48, 48, dtype=torch.float64)
+    out = Augment()(x, torch.Generator().manual_seed(2))
+    assert out.dtype == torch.float64
+    single = Augment()(x.float(), torch.Generator().manual_seed(2))
+    assert torch.allclose(out.float(), single, atol=1e-5)  # the same warp, in more digits
