@@ -270,6 +270,26 @@ def test_the_cascade_frames_its_own_crops_as_the_whole_image(astronaut_gray):
     assert measure_framing(np.full((2, 48, 48), 90, dtype=np.uint8)).shape == (0, 3)
 
 
+@pytest.mark.parametrize(("shift_across", "shift_down"), [(0.25, 0.0), (-0.2, 0.1)])
+def test_measure_framing_reads_a_faces_size_and_offset_in_image_sides(
+    astronaut_gray, shift_across, shift_down
+):
+    """A window twice the face's size, moved off the face's centre, is measured as such:
+    the face is half the image wide and sits off centre by the opposite of the move."""
+    x, y, w, h = detect_faces(astronaut_gray)[0]
+    window = 2 * w
+    left = round(x + w / 2 + shift_across * window - window / 2)
+    top = round(y + h / 2 + shift_down * window - window / 2)
+    crop = cv2.resize(
+        astronaut_gray[top : top + window, left : left + window], (48, 48), cv2.INTER_AREA
+    )
+    (side, across, down), = measure_framing(crop[None])
+    assert side == pytest.approx(0.5, abs=0.03)
+    assert across == pytest.approx(-shift_across, abs=0.02)
+    assert down == pytest.approx(-shift_down, abs=0.02)
+    assert measure_framing(np.stack([crop, crop], 0)).shape == (2, 3)  # one row per face
+
+
 # --- classifying -------------------------------------------------------------------------------
 
 
