@@ -21,8 +21,9 @@ requirements.txt and fer_helpers into it, once; it reinstalls only when
 requirements.txt or pyproject.toml change. Every other task runs inside it.
 Executed notebooks go to build/notebooks/; the sources stay without outputs.
 `setup` and `test` also install Chromium (Debian's package) when it is missing,
-for the browser test of the site; `site` executes only the notebooks that have
-no up-to-date executed copy.
+for the browser test of the site, and fetch onnxruntime-web (`npm pack`, a pinned
+version, into build/vendor/) for the site's live demo; `site` executes only the
+notebooks that have no up-to-date executed copy.
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def ensure_chromium() -> None:
             # The course works without it; only the browser test needs it (and says so).
             print(f"note: `{' '.join(command)}` failed: no Chromium for the browser test")
             return
+
+
+def ensure_demo_runtime() -> None:
+    """Fetch onnxruntime-web for the site's live demo into build/vendor/ (npm pack, once).
+
+    `site` fetches it too when it is missing; without npm the site is built without the demo.
+    """
+    fetch = "from fer_helpers.course.demo import fetch_runtime; print(fetch_runtime())"
+    result = subprocess.run([str(PYTHON), "-c", fetch], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        why = (result.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"note: no onnxruntime-web for the site's live demo: {why}", flush=True)
 
 
 def in_venv() -> bool:
@@ -190,6 +203,13 @@ def site(argv: list[str]) -> None:
     built = build_site(notebook_paths(), executed, out)
     for page in built.pages:
         print(f"  {page.stem}: page and slides in {built.seconds[page.stem]:.1f} s")
+    if built.demo:
+        print(
+            f"  live demo: {shown(built.demo.page)}, {built.demo.model} in onnxruntime-web, "
+            f"{built.seconds['demo']:.1f} s"
+        )
+    for note in built.notes:
+        print(f"  note: {note}")
     print(
         f"site: {shown(out / 'index.html')}, {len(built.pages)} pages and decks "
         f"(slides/) in {built.seconds['total']:.0f} s"
@@ -295,6 +315,7 @@ def main(argv: list[str]) -> None:
         setup()
         if task in ("setup", "test"):
             ensure_chromium()
+            ensure_demo_runtime()
         if task != "setup":
             # Go on inside the environment, where torch, nbclient and pytest are installed.
             sys.exit(subprocess.run([str(PYTHON), __file__, task, *rest], cwd=ROOT).returncode)

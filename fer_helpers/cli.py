@@ -323,19 +323,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="find the faces in photos and name their expressions",
-        description="Detect faces with OpenCV's Haar cascade, crop them like FER2013 and "
-        "classify them; prints one line per face (box, emotion, probability).",
+        help="name the expressions of the faces in photos, videos or a webcam",
+        description="Detect faces with OpenCV's Haar cascade (or MTCNN: --detector), crop them "
+        "like FER2013 and "
+        "classify them with the shipped 7-class model (or --weights). A photo prints one "
+        "line per face: its box and its most likely emotions with their probabilities. A "
+        "video (MP4, AVI, MOV, MKV, WebM; or --webcam) follows each face from frame to "
+        "frame under a stable id, smooths its probabilities over its last --smooth frames, "
+        "and prints one line per face; --out, --csv and --plot write the annotated video, "
+        "the per-frame timeline and a plot of it, each only once complete. Exit status 2 "
+        "when a file cannot be read or a video holds no face (a photo without one is an "
+        "answer: 'no face found in PHOTO').",
     )
-    predict.add_argument("photos", nargs="+", metavar="PHOTO", help="image files")
+    predict.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="PHOTO|VIDEO",
+        help="image files (JPEG, PNG, BMP, TIFF, WebP) or video files (MP4, AVI, MOV, MKV, "
+        "WebM), told apart by extension, else by content",
+    )
+    predict.add_argument(
+        "--webcam",
+        type=int,
+        metavar="N",
+        help="read camera N (0: the first) instead of files, up to --max-frames frames or "
+        "Ctrl-C; refused in one line where the machine has no camera",
+    )
     predict.add_argument(
         "--weights",
         metavar="NAME|PATH",
-        default="si100-3class",
-        help="shipped model (si100-3class, best-7class) or checkpoint (default: si100-3class)",
+        default="best-7class",
+        help="shipped model (best-7class: angry, disgust, fear, happy, sad, surprise, neutral; "
+        "si100-3class: the course's happy, neutral, sad) or checkpoint (default: best-7class)",
     )
     predict.add_argument(
         "--classes", help="class names of a plain state_dict (a checkpoint knows its own)"
+    )
+    predict.add_argument(
+        "--top",
+        type=int,
+        default=3,
+        metavar="K",
+        help="emotions printed per face, most likely first (default: 3)",
+    )
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: per photo each face's box and all class probabilities; "
+        "per video each face's frames, boxes and mean probabilities",
     )
     predict.add_argument(
         "--min-size",
@@ -343,7 +378,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="smallest face side searched, in pixels (default: 30)",
     )
+    predict.add_argument(
+        "--detector",
+        choices=["haar", "mtcnn"],  # written out: the parser imports no torch (a test checks)
+        default="haar",
+        help="face detector: haar (OpenCV's Haar cascade, the course's; default) or mtcnn "
+        "(also finds covered, tilted, profile and small faces; its weights ship with the package)",
+    )
     predict.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device")
+    video = predict.add_argument_group("videos and --webcam")
+    video.add_argument(
+        "--out",
+        metavar="FILE.mp4",
+        help="write the video with each face's box, id and smoothed emotion (.mp4, .mov, "
+        ".mkv: codec mp4v; .avi: MJPG); one video or --webcam only",
+    )
+    video.add_argument(
+        "--csv",
+        metavar="FILE.csv",
+        help="write the timeline: one row per face per searched frame (frame, time_s, "
+        "face_id, x, y, w, h, emotion, one column per class: smoothed probabilities)",
+    )
+    video.add_argument(
+        "--plot", metavar="FILE.png", help="write a plot of each face's emotions over time"
+    )
+    video.add_argument(
+        "--smooth",
+        type=int,
+        default=5,
+        metavar="K",
+        help="average each face's probabilities over its last K frames (default: 5; 1: none)",
+    )
+    video.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="search every Nth frame only, N times faster; --out still has every frame "
+        "(default: 1)",
+    )
+    video.add_argument(
+        "--max-frames",
+        type=int,
+        metavar="N",
+        help="stop after N frames (default: the whole video; --webcam: 300)",
+    )
 
     ensemble = commands.add_parser(
         "ensemble",
@@ -365,28 +444,123 @@ def run_ensemble(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    from .devices import choose_device
-    from .faces import format_predictions, predict_photo
-    from .pretrained import load_pretrained
+    """Photos, videos or a webcam through the model; one line per face, or --json.
 
+    One file that cannot be read does not stop the others; the command then ends
+    with exit status 2, as it does when a video holds no face.
+    """
+    from .detectors import get_detector
+    from .devices import choose_device
+    from .faces import predict_photo
+    from .pretrained import load_pretrained
+    from .video import (
+        WEBCAM_FRAMES,
+        check_outputs,
+        follow_video,
+        follow_webcam,
+        format_faces,
+        input_kind,
+    )
+
+    if bool(args.inputs) == (args.webcam is not None):
+        raise FerError("give photos or videos to read, or --webcam N, not both")
+    for option in ("top", "smooth", "every", "max_frames"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise FerError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    kinds: dict[str, str | DataError] = {}  # photo or video; a bad file is named later
+    for path in args.inputs:
+        try:
+            kinds[path] = input_kind(path)
+        except DataError as err:
+            kinds[path] = err
+    videos = [path for path, kind in kinds.items() if kind == "video"]
+    one_video = len(args.inputs) == 1 and videos == args.inputs
+    if (args.out or args.csv or args.plot) and args.inputs and not one_video:
+        if len(args.inputs) == 1 and isinstance(kinds[args.inputs[0]], DataError):
+            raise kinds[args.inputs[0]]  # the file's own problem says more
+        raise FerError(
+            "--out, --csv and --plot write the results of one video: give a single video "
+            f"or --webcam (got {len(args.inputs)} input(s), {len(videos)} of them video(s))"
+        )
+    check_outputs(args.out, args.csv, args.plot, args.inputs)
     device = choose_device(args.device)
     model, info = load_pretrained(args.weights, class_names=args.classes, device=device)
     if info["class_names"] is None:
         raise FerError(f"{args.weights} holds weights only: say which classes with --classes")
-    channels = info["normalization"]["channels"]
+    class_names = list(info["class_names"])
+    detector = None if args.detector == "haar" else get_detector(args.detector)
+    options = {
+        "every": args.every,
+        "smooth": args.smooth,
+        "min_size": args.min_size,
+        "channels": info["normalization"]["channels"],
+        "detector": detector,
+        "out": args.out,
+        "csv": args.csv,
+        "plot": args.plot,
+        "progress": not args.json,
+    }
+    results: list[dict] = []
     failed = []
-    for photo in args.photos:
+
+    def report(result: dict, lines: list[str]) -> None:
+        results.append(result)
+        if not args.json:
+            print("\n".join(lines), flush=True)
+
+    if args.webcam is not None:
+        timeline = follow_webcam(
+            args.webcam, model, class_names, max_frames=args.max_frames or WEBCAM_FRAMES, **options
+        )
+        report(
+            {"path": timeline.source, "kind": "webcam", **timeline.summary()},
+            timeline.describe(args.top),
+        )
+    for path in args.inputs:
+        kind = kinds[path]
         try:
-            faces = predict_photo(
-                photo, model, info["class_names"], min_size=args.min_size, channels=channels
-            )
+            if isinstance(kind, DataError):
+                raise kind
+            if kind == "photo":
+                faces = predict_photo(
+                    path,
+                    model,
+                    class_names,
+                    min_size=args.min_size,
+                    channels=options["channels"],
+                    detector=detector,
+                )
+                faces = [{**face, "box": list(face["box"])} for face in faces]
+                report(
+                    {"path": path, "kind": "photo", "faces": faces},
+                    format_faces(path, faces, args.top),
+                )
+            else:
+                timeline = follow_video(
+                    path, model, class_names, max_frames=args.max_frames, **options
+                )
+                report(
+                    {"path": path, "kind": "video", **timeline.summary()},
+                    timeline.describe(args.top),
+                )
         except DataError as err:  # one bad file does not stop the others
-            print(f"error: {err}", file=sys.stderr)
-            failed.append(photo)
-            continue
-        print("\n".join(format_predictions(photo, faces)))
-    if failed:
-        raise FerError(f"{len(failed)} of {len(args.photos)} photos could not be read")
+            failed.append(" ".join(str(err).splitlines()))
+            results.append({"path": path, "error": failed[-1]})
+            if len(args.inputs) > 1:
+                print(f"error: {failed[-1]}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"interrupted: nothing written for {path}", file=sys.stderr)
+            raise SystemExit(130) from None
+    if args.json:
+        print(
+            json.dumps(
+                {"weights": str(args.weights), "classes": class_names, "inputs": results}, indent=2
+            )
+        )
+    if failed:  # the one input's own message, or how many of them failed
+        one = len(args.inputs) == 1
+        raise FerError(failed[0] if one else f"{len(failed)} of {len(args.inputs)} inputs failed")
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -30,7 +30,7 @@ cost several points of accuracy.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -244,15 +244,21 @@ def predict_image(
     min_size: int = MIN_FACE,
     margin: float = FER_MARGIN,
     channels: int | None = None,
+    detector: Callable[..., list[Box]] | None = None,
 ) -> list[dict]:
     """Every face in a photo (an array) with its expression; [] when no face is found.
 
     One dict per face, left to right: box (x, y, w, h), emotion (the most likely
     class), probability (its probability) and probabilities ({class: probability}).
-    The crops get the channels the model takes (classify_faces).
+    The crops get the channels the model takes (classify_faces). detector: a function
+    (image, min_size=...) -> boxes, e.g. detectors.get_detector("mtcnn"), which sees the
+    photo in colour; None: the course's Haar cascade (detect_faces).
     """
     gray = to_gray(image)
-    boxes = detect_faces(gray, min_size=min_size)
+    if detector is None:
+        boxes = detect_faces(gray, min_size=min_size)
+    else:
+        boxes = detector(image, min_size=min_size)
     if not boxes:
         return []
     crops = np.stack([crop_face(gray, box, margin) for box in boxes])
@@ -279,9 +285,11 @@ def predict_photo(
     min_size: int = MIN_FACE,
     margin: float = FER_MARGIN,
     channels: int | None = None,
+    detector: Callable[..., list[Box]] | None = None,
 ) -> list[dict]:
     """predict_image on a photo file; DataError names a missing file or one that is no image."""
-    return predict_image(load_photo(path), model, class_names, min_size, margin, channels)
+    image = load_photo(path)
+    return predict_image(image, model, class_names, min_size, margin, channels, detector)
 
 
 def format_predictions(path: str | Path, faces: Sequence[dict]) -> list[str]:

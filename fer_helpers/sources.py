@@ -156,11 +156,13 @@ def _csv_labels(table: pd.DataFrame, path: Path) -> np.ndarray:
 def _from_csv(path: Path) -> FoundData:
     table = _read_csv(path, ("emotion", "pixels", "Usage"))
     labels = _csv_labels(table, path)
-    usage = table["Usage"].str.strip()
+    usage = table["Usage"].fillna("").str.strip()  # an empty cell reads as NaN
     unknown = sorted(set(usage) - set(USAGE_TO_SPLIT))
     if unknown:
+        empty = f"{(usage == '').sum()} empty cell(s)" if "" in unknown else ""
+        named = ", ".join([repr(u) for u in unknown if u] + ([empty] if empty else []))
         raise DataError(
-            f"{path}: unknown Usage value(s) {unknown}: expected Training, PublicTest, PrivateTest"
+            f"{path}: unknown Usage value(s) {named}: expected Training, PublicTest, PrivateTest"
         )
     splits = {}
     for usage_name, split in USAGE_TO_SPLIT.items():

@@ -97,6 +97,13 @@ def test_the_wheel_holds_every_module_and_every_shipped_model(wheel):
     assert modules - names == set(), "modules missing from the wheel"
     shipped = {f"fer_helpers/weights/{name}{ext}" for name in SHIPPED for ext in (".pth", ".md")}
     assert shipped - names == set(), "weights or model cards missing from the wheel"
+    # Every file of the weights folder: also the face detector's weights and their licence.
+    weights = {
+        p.as_posix() for p in _clean_clone_files() if p.parts[:2] == ("fer_helpers", "weights")
+    }
+    assert "fer_helpers/weights/mtcnn.pt" in weights
+    assert weights - names == set(), "files of fer_helpers/weights/ missing from the wheel"
+    shipped |= weights
     for name in shipped:  # whole files, not empty placeholders or Git LFS pointers
         assert zipfile.ZipFile(wheel).getinfo(name).file_size == (ROOT / name).stat().st_size
 

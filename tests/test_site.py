@@ -10,15 +10,20 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image
 
-from fer_helpers.course import catalog, offline, site
+from fer_helpers import faces
+from fer_helpers.course import catalog, demo, offline, site
+from fer_helpers.data import to_model_input
 from fer_helpers.synthetic import SYNTHETIC_NOTICE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,7 +256,12 @@ def built(tmp_path_factory) -> site.Built:
     for leftover in ("50_old.html", "slides/50_old.slides.html", "assets/reveal.js/dist/x.css"):
         (folder / "site" / leftover).parent.mkdir(parents=True, exist_ok=True)
         (folder / "site" / leftover).write_text("from an earlier build")
-    return site.build_site(sources, folder / "executed", folder / "site")
+    built = site.build_site(sources, folder / "executed", folder / "site")
+    if built.demo is None:  # only without npm (and no cache in build/vendor/)
+        if os.environ.get("CI"):
+            pytest.fail(f"the live demo must be built in CI: {built.notes}")
+        pytest.skip(f"no live demo: {built.notes}")
+    return built
 
 
 def test_the_build_writes_an_index_a_page_and_a_deck_per_notebook(built):
@@ -259,6 +269,7 @@ def test_the_build_writes_an_index_a_page_and_a_deck_per_notebook(built):
     assert [n for n in names if not n.startswith("assets/")] == [
         "01_setup_and_data.html",
         "99_extra.html",
+        "demo.html",
         "index.html",
         "slides/01_setup_and_data.slides.html",
         "slides/99_extra.slides.html",
@@ -327,3 +338,96 @@ def test_pages_have_navigation_and_decks_the_projector_settings(built):
     assert "--jp-content-font-size1: 26px" in deck
     # the subslide tag given after the run reached the deck: one <section> per slide
     assert deck.count("<section") == 3
+
+
+# --- the live demo (course/demo.py) -------------------------------------------------------
+
+
+def test_the_demo_page_is_built_with_its_runtime_and_model(built):
+    page = (built.site / "demo.html").read_text()
+    assert offline.remote_references(page) == []
+    runtime = built.site / demo.RUNTIME_ASSETS
+    for name in (demo.ORT_SCRIPT, demo.ORT_EMBEDDED, "LICENSE.txt", "package.json"):
+        assert (runtime / name).is_file(), name
+    assert json.loads((runtime / "package.json").read_text())["version"] == demo.ORT_VERSION
+    assert "MIT" in (runtime / "LICENSE.txt").read_text()
+    embedded = (runtime / demo.ORT_EMBEDDED).read_text()
+    assert embedded.startswith("// ") and "window.ferOrtEmbedded" in embedded
+    loaded = offline.loaded_urls(page)
+    assert f"{demo.RUNTIME_ASSETS}/{demo.ORT_SCRIPT}" in loaded
+    assert f"{demo.DEMO_ASSETS}/model.js" in loaded and f"{demo.DEMO_ASSETS}/demo.js" in loaded
+    for url in loaded:
+        assert url.startswith("data:") or (built.site / url).is_file(), url
+    # the model the page runs, its classes and its normalisation, from the checkpoint
+    model = (built.site / demo.DEMO_ASSETS / "model.js").read_text()
+    config = json.loads(model.split("window.ferModel = ", 1)[1].split(";\n", 1)[0])
+    assert config["name"] == built.demo.model in demo.MODELS
+    assert config["classNames"] == built.demo.class_names
+    assert (config["scale"], config["mean"], config["std"]) == ("u8/127.5-1", 0.5, 0.5)
+    for i, name in enumerate(config["classNames"]):  # a bar per class, labelled
+        assert f'id="fer-class-{i}" aria-label="{name}: no picture yet"' in page
+    assert '<a href="demo.html">Live demo</a>' in (built.site / "index.html").read_text()
+
+
+def test_the_7_class_model_is_preferred_and_exports():
+    """best-7class exports to ONNX (the page falls back to si100-3class only if not)."""
+    from fer_helpers.pretrained import is_shipped
+
+    if not is_shipped("best-7class"):
+        pytest.skip("best-7class is not in this copy of the package")
+    name, path, info, note = demo.choose_model()
+    assert (name, note) == ("best-7class", "") and len(info["class_names"]) == 7
+    assert path.stat().st_size > 1e6
+
+
+def test_a_model_that_does_not_export_falls_back_to_the_next(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "MODELS", ("no-such-model", "si100-3class"))
+    name, _, info, note = demo.choose_model(tmp_path)
+    assert name == "si100-3class" and len(info["class_names"]) == 3
+    assert "no-such-model did not export" in note
+
+
+def test_a_tarball_with_another_checksum_is_refused(tmp_path, monkeypatch):
+    if not shutil.which("npm"):
+        pytest.skip("no npm")
+    cached = demo.fetch_runtime()  # from the cache the build filled; or npm's own cache
+    monkeypatch.setattr(demo, "ORT_INTEGRITY", "sha512-not-it")
+    with pytest.raises(demo.RuntimeMissing, match="refusing"):
+        demo.fetch_runtime(tmp_path)
+    assert not demo.runtime_dir(tmp_path).exists() and cached.is_dir()
+
+
+def test_the_page_preprocesses_as_fer_helpers_does():
+    """The page's JavaScript (run by node) against faces.to_gray and crop_face's cv2.resize."""
+    import subprocess
+
+    import numpy as np
+
+    if not shutil.which("node"):
+        pytest.skip("no node to run the page's JavaScript")
+    rng = np.random.default_rng(0)
+    sides = [1, 23, 47, 48, 49, 64, 96, 100, 143, 288, 333]
+    squares = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for side in sides]
+    script = (
+        demo.PREPROCESS_JS
+        + """
+    const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(JSON.stringify(input.map(({ side, rgb }) => {
+      const rgba = new Uint8Array(4 * side * side);
+      for (let i = 0; i < side * side; i++) rgba.set([...rgb.slice(3 * i, 3 * i + 3), 255], 4 * i);
+      const gray = ferGray(rgba, side * side);
+      return [Array.from(ferResize(gray, side, 48)), Array.from(ferModelInput(gray, 1))];
+    })));
+    """
+    )
+    data = json.dumps([{"side": s.shape[0], "rgb": s.ravel().tolist()} for s in squares])
+    done = subprocess.run(
+        ["node", "-e", script], input=data, capture_output=True, text=True, check=True
+    )
+    for square, (small, normalised) in zip(squares, json.loads(done.stdout)):
+        gray = faces.to_gray(square)
+        side = gray.shape[0]
+        expected = faces.crop_face(gray, (0, 0, side, side))
+        assert np.array_equal(np.reshape(small, (48, 48)), expected), side
+        x = to_model_input(torch.from_numpy(gray)[None, None], channels=1).numpy().ravel()
+        assert np.array_equal(np.float32(normalised), x), side

@@ -8,6 +8,12 @@ install`). A page passes when it loads with no JavaScript error, no console
 error, no failed request and no request to any host but the local server, and
 its images are loaded. A deck must also advance, and a slide's screenshot must
 show something.
+
+The live demo (demo.html, fer_helpers/course/demo.py) is driven with Chromium's fake
+camera playing a synthetic face (a .y4m video made here) and with an uploaded photo of
+a synthetic face (a PNG made here, never FER2013): the 48x48 input the page computes
+must be fer_helpers' own, and its probabilities those of fer_helpers.faces.classify_faces
+on that input.
 """
 
 from __future__ import annotations
@@ -95,10 +101,14 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 class Browser:
     """One headless Chromium; open() loads a page and records what went wrong."""
 
-    def __init__(self, sync_api: object, executable: str) -> None:
-        self._playwright = sync_api.sync_playwright().start()
+    def __init__(
+        self, sync_api: object, executable: str, args: tuple[str, ...] = (), shared: object = None
+    ) -> None:
+        # One Playwright per process: a second Chromium (other flags) shares the first's.
+        self._owned = shared is None
+        self._playwright = sync_api.sync_playwright().start() if self._owned else shared
         self.browser = self._playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable, args=[*CHROMIUM_ARGS, *args], headless=True
         )
         self.context = self.browser.new_context(viewport={"width": 1280, "height": 720})
 
@@ -109,7 +119,7 @@ class Browser:
         def route(route: object) -> None:
             # Every request is seen here; one to another host is refused and counted.
             target = route.request.url
-            if target.startswith((base, "data:", "blob:", "about:")):
+            if target.startswith((base, "data:", "blob:", "about:", "file:")):
                 route.continue_()
             else:
                 visit.problems.append(f"request to another host: {target}")
@@ -144,7 +154,8 @@ class Browser:
     def close(self) -> None:
         self.context.close()
         self.browser.close()
-        self._playwright.stop()
+        if self._owned:
+            self._playwright.stop()
 
 
 @pytest.fixture(scope="session")
@@ -323,4 +334,249 @@ def test_a_slide_with_a_figure_is_not_blank(browser, built_site, tmp_path_factor
         page.mouse.move(640, 400)
         page.mouse.wheel(0, 300)
         page.wait_for_function("Reveal.getCurrentSlide().scrollTop > 0", timeout=5000)
+    page.close()
+
+
+# --- the live demo -----------------------------------------------------------------------------
+
+DEMO_TOLERANCE = 1e-3  # the page's probabilities against fer_helpers', same 48x48 input
+VIDEO_SIZE = (640, 480)
+
+
+def synthetic_face(label: int = 3) -> np.ndarray:
+    """One generated 48x48 face (happy by default) from fer_helpers.synthetic."""
+    from fer_helpers.synthetic import generate_faces
+
+    counts = [0] * 7
+    counts[label] = 1
+    return generate_faces(counts, seed=2024)[0][0]
+
+
+def guide_square(width: int, height: int) -> tuple[int, int, int]:
+    from fer_helpers.course.demo import GUIDE_FRACTION
+
+    side = round(GUIDE_FRACTION * min(width, height))
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def camera_frame() -> np.ndarray:
+    """A gray 640x480 frame with the synthetic face filling the demo's guide box."""
+    import cv2
+
+    width, height = VIDEO_SIZE
+    x, y, side = guide_square(width, height)
+    frame = np.full((height, width), 90, dtype=np.uint8)
+    frame[y : y + side, x : x + side] = cv2.resize(
+        synthetic_face(), (side, side), interpolation=cv2.INTER_LINEAR
+    )
+    return frame
+
+
+def write_y4m(path: Path, gray: np.ndarray, frames: int = 10) -> Path:
+    """A video for Chromium's fake camera: gray as BT.601 limited-range Y, neutral chroma."""
+    height, width = gray.shape
+    luma = np.rint(16 + gray.astype(float) * 219 / 255).astype(np.uint8).tobytes()
+    chroma = bytes([128]) * (width // 2 * height // 2)
+    with open(path, "wb") as file:
+        file.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            file.write(b"FRAME\n" + luma + chroma + chroma)
+    return path
+
+
+def write_photo(path: Path) -> Path:
+    """A colour 320x240 PNG: a tinted synthetic face in its centre square, colour around it."""
+    import cv2
+
+    face = cv2.resize(synthetic_face(), (240, 240), interpolation=cv2.INTER_LINEAR)
+    rgb = np.zeros((240, 320, 3), dtype=np.uint8)
+    rgb[:] = (30, 160, 220)
+    tint = np.array([1.0, 0.85, 0.7])  # unequal channels: the gray weights matter
+    rgb[:, 40:280] = np.clip(face[..., None] * tint, 0, 255).astype(np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@dataclass
+class DemoSite:
+    folder: Path
+    base: str
+    video: Path
+    photo: Path
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    """demo.html alone, written by demo.write_demo as the site build writes it, served."""
+    require_browser()
+    from fer_helpers.course import demo, site
+
+    folder = tmp_path_factory.mktemp("demo")
+    try:
+        demo.write_demo(folder / "site", site.PAGE_CSS, write=site.write_checked)
+    except demo.RuntimeMissing as missing:
+        if ENVIRONMENT.get("CI"):
+            pytest.fail(f"the live demo must be built in CI: {missing}")
+        pytest.skip(f"no live demo: {missing}")
+    video = write_y4m(folder / "face.y4m", camera_frame())
+    photo = write_photo(folder / "face.png")
+    server, base = serve(folder / "site")
+    yield DemoSite(folder / "site", base, video, photo)
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(browser: Browser, demo_site: DemoSite) -> Iterator[Browser]:
+    """A Chromium whose camera (allowed without asking) plays the synthetic face video."""
+    sync_api, executable = require_browser()
+    fake = (
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={demo_site.video}",
+    )
+    opened = Browser(sync_api, executable, fake, shared=browser._playwright)
+    yield opened
+    opened.close()
+
+
+def open_demo(browser: Browser, url: str, base: str) -> tuple[object, Visit]:
+    page, visit = browser.open(url, base)
+    page.wait_for_selector("body[data-ready=true]", timeout=60_000)  # runtime and model
+    return page, visit
+
+
+def page_result(page: object) -> dict:
+    """The page's last input (48x48 bytes), scores and probabilities, read at one moment."""
+    import base64
+    import json
+
+    raw = page.evaluate("() => ({...document.getElementById('fer-result').dataset})")
+    pixels = np.frombuffer(base64.b64decode(raw["input"]), dtype=np.uint8).reshape(48, 48).copy()
+    return {
+        "input": pixels,
+        "probabilities": np.array(json.loads(raw["probabilities"])),
+        "source": raw["source"],
+        "model": page.evaluate("window.ferModel.name"),
+    }
+
+
+def fer_helpers_probabilities(model_name: str, pixels: np.ndarray) -> np.ndarray:
+    from fer_helpers.faces import classify_faces
+    from fer_helpers.pretrained import load_pretrained
+
+    model, _ = load_pretrained(model_name)
+    return classify_faces(model, pixels[None])[0]
+
+
+def shown_percentages(page: object) -> list[str]:
+    return page.eval_on_selector_all("#fer-bars .fer-value", "v => v.map(e => e.textContent)")
+
+
+def test_the_demo_reads_an_uploaded_photo_as_fer_helpers_does(camera_browser, demo_site):
+    from fer_helpers import faces
+
+    page, visit = open_demo(camera_browser, demo_site.base + "demo.html", demo_site.base)
+    page.set_input_files("#fer-photo", str(demo_site.photo))
+    page.wait_for_function("document.getElementById('fer-result').dataset.source === 'photo'")
+    result = page_result(page)
+    # fer_helpers on the same file: its centred square, as faces.fit_face crops without a face
+    gray = faces.to_gray(faces.load_photo(demo_site.photo))
+    rows, columns = gray.shape
+    side = min(rows, columns)
+    expected = faces.crop_face(gray, ((columns - side) // 2, (rows - side) // 2, side, side))
+    assert np.array_equal(result["input"], expected), "the page's 48x48 differs"
+    ours = fer_helpers_probabilities(result["model"], expected)
+    difference = np.abs(result["probabilities"] - ours).max()
+    print(f"photo: {result['model']}, page vs fer_helpers: max difference {difference:.2e}")
+    assert difference < DEMO_TOLERANCE
+    # the bars say it, readably: a percentage per class, the most likely one marked
+    assert shown_percentages(page) == [f"{round(100 * p)}%" for p in result["probabilities"]]
+    top = page.get_attribute("#fer-bars .fer-top", "id")
+    assert top == f"fer-class-{int(result['probabilities'].argmax())}"
+    assert page.inner_text("#fer-summary").startswith("Most likely: ")
+    assert "the chosen photo" in page.get_attribute("#fer-picture", "alt")
+    assert_clean(visit)
+    page.close()
+
+
+def test_the_demo_reads_the_camera_in_the_guide_box(camera_browser, demo_site):
+    import cv2
+
+    from fer_helpers import faces
+
+    page, visit = open_demo(camera_browser, demo_site.base + "demo.html", demo_site.base)
+    page.keyboard.press("c")  # the keyboard starts the camera
+    page.wait_for_function(
+        "(() => { const r = document.getElementById('fer-result').dataset;"
+        " return r.source === 'camera' && Number(r.count) >= 3; })()",
+        timeout=60_000,
+    )
+    assert page.get_attribute("#fer-camera", "aria-pressed") == "true"
+    result = page_result(page)
+    # same input, same probabilities
+    ours = fer_helpers_probabilities(result["model"], result["input"])
+    difference = np.abs(result["probabilities"] - ours).max()
+    # and the input is the guide box of the frame the camera played, as fer_helpers crops it
+    # (the video's YUV to RGB conversion moves a pixel by a level or two)
+    x, y, side = guide_square(*VIDEO_SIZE)
+    expected = faces.crop_face(camera_frame(), (x, y, side, side))
+    levels = np.abs(result["input"].astype(int) - expected.astype(int))
+    from_frame = fer_helpers_probabilities(result["model"], expected)
+    from_frame = np.abs(result["probabilities"] - from_frame)
+    print(
+        f"camera: page vs fer_helpers on the page's input {difference:.2e}; input vs the "
+        f"frame's crop: mean {levels.mean():.2f}, max {levels.max()} levels; probabilities "
+        f"from the frame's crop differ by {from_frame.max():.2e}"
+    )
+    assert difference < DEMO_TOLERANCE
+    assert levels.mean() < 3, "the page did not read the guide box"
+    assert (
+        cv2.matchTemplate(
+            result["input"].astype(np.float32), expected.astype(np.float32), cv2.TM_CCOEFF_NORMED
+        )[0, 0]
+        > 0.98
+    )
+    assert page.is_visible("#fer-guide")
+    page.keyboard.press("c")  # and stops it
+    page.wait_for_function("document.getElementById('fer-camera').ariaPressed === 'false'")
+    assert_clean(visit)
+    page.close()
+
+
+def test_the_demo_works_opened_from_disk(camera_browser, demo_site):
+    """file://, as README says to open the site (a USB stick): no fetch, all from <script>s."""
+    url = (demo_site.folder / "demo.html").as_uri()
+    page, visit = open_demo(camera_browser, url, "file://")
+    page.set_input_files("#fer-photo", str(demo_site.photo))
+    page.wait_for_function("document.getElementById('fer-result').dataset.source === 'photo'")
+    result = page_result(page)
+    ours = fer_helpers_probabilities(result["model"], result["input"])
+    assert np.abs(result["probabilities"] - ours).max() < DEMO_TOLERANCE
+    assert_clean(visit)
+    page.close()
+
+
+def test_the_demo_is_usable_from_the_keyboard(camera_browser, demo_site):
+    page, visit = open_demo(camera_browser, demo_site.base + "demo.html", demo_site.base)
+    focused = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id"))
+    assert "fer-camera" in focused and "fer-photo" in focused
+    labels = page.eval_on_selector_all("#fer-bars li", "rows => rows.map(r => r.ariaLabel)")
+    names = page.evaluate("window.ferModel.classNames")
+    assert len(labels) == len(names) and all(label.startswith(n) for label, n in zip(labels, names))
+    assert page.get_attribute("#fer-input", "aria-label")
+    assert_clean(visit)
+    page.close()
+
+
+def test_the_built_site_has_the_demo_and_links_it(browser, built_site):
+    """The real build (`tasks.py site`) writes demo.html; it loads cleanly, runtime and all."""
+    page, visit = browser.open(built_site.base + "index.html", built_site.base)
+    assert page.locator("a[href='demo.html']").count() == 1
+    page.close()
+    page, visit = open_demo(browser, built_site.base + "demo.html", built_site.base)
+    assert page.inner_text("#fer-status").startswith("Ready")
+    assert_clean(visit)
     page.close()

@@ -1,6 +1,7 @@
 """The course as a website: one HTML page and one slide deck per executed notebook.
 
     python3 tasks.py site        # build/site/index.html, NN_*.html, slides/NN_*.slides.html
+                                 # and demo.html, the live demo (demo.py)
 
 The pages come from the executed notebooks (build/notebooks/, what `python3
 tasks.py course` writes) through nbconvert: the lab template for reading, the
@@ -26,7 +27,7 @@ from pathlib import Path
 import nbformat
 
 from ..synthetic import SYNTHETIC_NOTICE
-from . import catalog, offline
+from . import catalog, demo, offline
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -168,6 +169,8 @@ class Built:
     site: Path
     pages: list[Page]
     seconds: dict[str, float] = field(default_factory=dict)
+    demo: demo.Demo | None = None  # the live demo page (demo.py), None when not built
+    notes: list[str] = field(default_factory=list)  # what the build could not do, and why
 
 
 def title_of(notebook: nbformat.NotebookNode, fallback: str) -> str:
@@ -376,7 +379,7 @@ def clear(site: Path) -> None:
     for folder in (site / offline.ASSETS, site / "slides"):
         if folder.is_dir():
             shutil.rmtree(folder)
-    for page in [site / "index.html", *site.glob("[0-9][0-9]_*.html")]:
+    for page in [site / "index.html", site / demo.PAGE, *site.glob("[0-9][0-9]_*.html")]:
         page.unlink(missing_ok=True)
 
 
@@ -417,7 +420,15 @@ def build_site(sources: list[Path], executed_dir: Path, site: Path) -> Built:
         )
         write_checked(site / page.slides_name, deck)
         built.seconds[page.stem] = time.perf_counter() - begin
-    write_checked(site / "index.html", index_html(built.pages))
+    begin = time.perf_counter()
+    try:
+        built.demo = demo.write_demo(site, PAGE_CSS, write=write_checked)
+        if built.demo.note:
+            built.notes.append(f"live demo: {built.demo.note}")
+    except demo.RuntimeMissing as missing:  # no npm, or no network the first time
+        built.notes.append(f"no live demo page: {missing}")
+    built.seconds["demo"] = time.perf_counter() - begin
+    write_checked(site / "index.html", index_html(built.pages, built.demo))
     built.seconds["total"] = time.perf_counter() - start
     return built
 
@@ -441,7 +452,19 @@ code { font-size: 0.9em; background: #f3f3f3; padding: 0 3px; }
 )
 
 
-def index_html(pages: list[Page]) -> str:
+def demo_paragraph(live: demo.Demo | None) -> str:
+    """The index's link to the live demo ('' when it was not built)."""
+    if live is None:
+        return ""
+    return (
+        f'<p class="fer-demo"><a href="{demo.PAGE}">Live demo</a>: the model of notebook 09'
+        f" (<code>{html.escape(live.model)}</code>, {len(live.class_names)} classes) reading"
+        " faces from the webcam or a photo, in the browser itself and offline, with its"
+        " probabilities as bars. For the projector after notebook 10.</p>"
+    )
+
+
+def index_html(pages: list[Page], live: demo.Demo | None = None) -> str:
     """The course's front page: every notebook, what it teaches, its time, its slides."""
     rows = []
     for page in pages:
@@ -471,6 +494,7 @@ def index_html(pages: list[Page]) -> str:
 as slides to present, with the outputs of a run. To run them yourself:
 <code>python3 tasks.py course</code>.</p>
 {data_banner(pages)}
+{demo_paragraph(live)}
 <table>
 <thead><tr><th>notebook</th><th>what it teaches</th>
 <th>full FER2013, 2-core CPU</th><th>slides</th></tr></thead>
