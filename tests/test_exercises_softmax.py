@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from fer_helpers.exercises import ExerciseError, NotDoneYet
 from fer_helpers.exercises.softmax import (
     check_cross_entropy,
+    check_grad_scores,
     check_one_hot,
     check_predict,
     check_softmax,
@@ -41,10 +42,16 @@ def cross_entropy_torch(probs, label):
     return F.nll_loss(log_probs, torch.tensor([label])).item()
 
 
-def cross_entropy_one_hot(probs, label):  # the formula as written: -sum_i y_i log p_i
+def cross_entropy_one_hot(probs, label):  # with the one-hot y: y . p picks p_true, then -log
     y = np.zeros_like(probs)
     y[label] = 1
-    return -(y * np.log(probs)).sum()
+    return -np.log(y @ probs)
+
+
+def grad_scores_autograd(probs, labels):  # torch's gradient of the summed loss, for each score
+    scores = torch.log(torch.as_tensor(probs)).requires_grad_()  # softmax(log p) = p
+    F.cross_entropy(scores, torch.as_tensor(labels), reduction="sum").backward()
+    return scores.grad
 
 
 def stub(*args):
@@ -57,8 +64,9 @@ def stub(*args):
         (check_one_hot, one_hot_torch, 5),
         (check_softmax, softmax_torch, 7),
         (check_predict, predict_torch, 3),
-        (check_cross_entropy, cross_entropy_torch, 5),
-        (check_cross_entropy, cross_entropy_one_hot, 5),
+        (check_cross_entropy, cross_entropy_torch, 7),
+        (check_cross_entropy, cross_entropy_one_hot, 7),
+        (check_grad_scores, grad_scores_autograd, 4),
     ],
 )
 def test_a_right_answer_passes(checker, right, checks, capsys):
@@ -66,17 +74,16 @@ def test_a_right_answer_passes(checker, right, checks, capsys):
     assert capsys.readouterr().out.strip().endswith(f"passed all {checks} checks")
 
 
-@pytest.mark.parametrize(
-    "checker", [check_one_hot, check_softmax, check_predict, check_cross_entropy]
-)
+CHECKERS = [check_one_hot, check_softmax, check_predict, check_cross_entropy, check_grad_scores]
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
 def test_an_unfinished_exercise_is_not_swallowed(checker):
     with pytest.raises(NotDoneYet):
         checker(stub)
 
 
-@pytest.mark.parametrize(
-    "checker", [check_one_hot, check_softmax, check_predict, check_cross_entropy]
-)
+@pytest.mark.parametrize("checker", CHECKERS)
 def test_a_missing_return_is_named(checker):
     with pytest.raises(ExerciseError, match="forget `return`"):
         checker(lambda *args: None)
@@ -184,6 +191,12 @@ CROSS_ENTROPY_MISTAKES = {
     "probability of the true class": lambda p, label: -np.log(p.max()),
     "return their sum": lambda p, label: -np.eye(len(p))[label] * np.log(p),
     "expected": lambda p, label: -np.log(p[label - 1]),  # 1-based labels: no special message
+    # The formula taken literally: a class with p = 0 gives 0 * log 0 = 0 * (-inf) = nan.
+    "is nan": lambda p, label: -(np.eye(len(p))[label] * np.log(p)).sum(),
+    # An epsilon hides that the true class got probability 0 (the loss is inf).
+    "do not add a small number": lambda p, label: -np.log(p[label] + 1e-12),
+    "or clip it": lambda p, label: -np.log(np.clip(p[label], 1e-7, 1)),
+    "use np.log": lambda p, label: -math.log(p[label]),  # math.log(0) raises
 }
 
 
@@ -198,7 +211,64 @@ def test_the_worked_examples_are_the_first_checks():
 
     def recording(probs, label):
         seen.append((probs.tolist(), label))
-        return -math.log(probs[label])
+        return -np.log(probs[label])
 
     check_cross_entropy(recording)
     assert seen[:3] == [([0.7, 0.2, 0.1], 0), ([0.2, 0.6, 0.2], 1), ([0.1, 0.1, 0.8], 2)]
+
+
+def test_a_probability_of_zero_gives_no_nan_and_an_honest_inf():
+    seen = {}
+
+    def recording(probs, label):
+        value = -np.log(probs[label])  # only the true class's probability is logged
+        seen[(tuple(probs.tolist()), label)] = value
+        return value
+
+    check_cross_entropy(recording)
+    assert seen[((0.0, 0.3, 0.7), 2)] == pytest.approx(-math.log(0.7))
+    assert seen[((0.0, 0.25, 0.75), 0)] == math.inf
+
+
+# --- grad_scores ---------------------------------------------------------------------------
+
+
+def grad_in_place(probs, labels):
+    probs[np.arange(len(labels)), labels] -= 1  # CS231n's line, without the copy first
+    return probs
+
+
+GRAD_MISTAKES = {
+    "sign is flipped": lambda p, labels: np.eye(p.shape[1])[labels] - p,
+    "returned the probabilities": lambda p, labels: p,
+    "subtracted 1 from every class": lambda p, labels: p - 1,
+    "divided by the batch size": lambda p, labels: (p - np.eye(p.shape[1])[labels]) / len(p),
+    # -1/p_true times the softmax's own-score derivative p(1 - p), cross terms forgotten
+    "true class only": lambda p, labels: np.eye(p.shape[1])[labels] * (p - 1),
+    "derivative with respect to the probabilities": (
+        lambda p, labels: np.eye(p.shape[1])[labels] * -1 / p
+    ),
+    "one column too far left": lambda p, labels: p - np.eye(p.shape[1])[labels - 1],
+    "one number per image": lambda p, labels: p[np.arange(len(p)), labels] - 1,
+    "changed the probabilities it was given": grad_in_place,
+    r"expected shape \(3, 3\)": lambda p, labels: (p - np.eye(p.shape[1])[labels]).ravel(),
+    "expected": lambda p, labels: p - np.eye(p.shape[1])[::-1][labels],  # a wrong one-hot
+}
+
+
+@pytest.mark.parametrize(("message", "wrong"), GRAD_MISTAKES.items())
+def test_grad_scores_mistakes_are_named(message, wrong):
+    with pytest.raises(ExerciseError, match=message):
+        check_grad_scores(wrong)
+
+
+def test_grad_scores_accepts_a_torch_tensor_and_the_in_place_line_on_a_copy():
+    def in_place_on_a_copy(probs, labels):
+        grad = probs.copy()
+        grad[np.arange(len(labels)), labels] -= 1
+        return grad
+
+    check_grad_scores(in_place_on_a_copy)
+    check_grad_scores(
+        lambda p, labels: torch.as_tensor(p) - F.one_hot(torch.as_tensor(labels), p.shape[1])
+    )

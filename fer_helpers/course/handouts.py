@@ -8,15 +8,23 @@ requirements, the data/figures/weights folders with their READMEs) and a README
 for learners. `write_learner_copies` writes only the notebooks.
 
 A solution is the lines between `# BEGIN SOLUTION [name]` and `# END SOLUTION`
-in a code cell (see fer_helpers.exercises). The stub keeps the indentation, so
-a function body stays a valid function:
+in a code cell (see fer_helpers.exercises), inside a function or a method. The
+stub keeps the indentation, so the function stays valid, and it hands the call
+to the exercise's reference in fer_helpers.exercises.references:
 
     def softmax(scores):
-        raise NotDoneYet("softmax")  # your code here
+        return NotDoneYet.use_reference('softmax', locals())  # your code here
+
+So a learner's Run All reaches the end with every exercise open: the first
+time a stub runs it says so in one loud line ("⚠ softmax: not done yet — using
+the reference so the rest of the notebook runs; come back to it"), its checker
+reports "not done yet" instead of OK, and the later cells run on the reference.
+No solution text goes into the copy: the reference lives in fer_helpers.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -39,10 +47,41 @@ HANDOUT_FILES = (
 )
 
 
+STUB = "{indent}return NotDoneYet.use_reference({what!r}, locals())  # your code here"
+"""A solution's stand-in in a learner copy: the reference runs until the learner replaces it."""
+
+
+def _function_lines(source: str) -> set[int]:
+    """The line numbers (from 1) inside a function's or method's body in a cell's source.
+
+    IPython lines (%magic, !command) are read as `pass`, so a cell with them parses.
+    """
+    plain = "\n".join(
+        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip()[:1] in ("%", "!") else line
+        for line in source.splitlines()
+    )
+    try:
+        tree = ast.parse(plain)
+    except SyntaxError as error:
+        raise ValueError(f"line {error.lineno}: the cell does not parse: {error.msg}") from None
+    return {
+        number
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for number in range(node.lineno + 1, (node.end_lineno or node.lineno) + 1)
+    }
+
+
 def stub_solutions(source: str) -> str:
-    """Replace every marked solution in a cell's source by a NotDoneYet stub."""
+    """Replace every marked solution in a cell's source by a stub that runs the reference.
+
+    Raises ValueError for unbalanced markers, and for a solution outside a
+    function (a stub there could not return the reference's result: put the
+    exercise in a function).
+    """
     out: list[str] = []
     inside = False
+    in_function: set[int] | None = None  # parsed only for a cell with a solution
     for number, line in enumerate(source.splitlines(), start=1):
         text = line.strip()
         if text.startswith(BEGIN):
@@ -50,7 +89,14 @@ def stub_solutions(source: str) -> str:
                 raise ValueError(f"line {number}: {BEGIN} inside another solution")
             indent = line[: len(line) - len(line.lstrip())]
             what = text[len(BEGIN) :].strip(" :") or "this exercise"
-            out.append(f"{indent}raise NotDoneYet({what!r})  # your code here")
+            in_function = _function_lines(source) if in_function is None else in_function
+            if number not in in_function:
+                raise ValueError(
+                    f"line {number}: the solution {what!r} is not inside a function: a learner "
+                    "copy replaces it by a stub that returns the reference's result, so write "
+                    "the exercise as a function (or method) the later cells call"
+                )
+            out.append(STUB.format(indent=indent, what=what))
             inside = True
         elif text.startswith(END):
             if not inside:
@@ -148,8 +194,8 @@ disk, once. After that everything runs offline.
 
 From a terminal, `python3 tasks.py notebook 02` runs one notebook top to bottom
 (as *Restart Kernel and Run All Cells* would) into `build/notebooks/`, and
-`python3 tasks.py course` runs all of them in order. Both stop at your first
-unfinished exercise.
+`python3 tasks.py course` runs all of them in order. Both run to the end even
+with exercises still open (see below).
 
 ## The notebooks, in order
 
@@ -161,10 +207,11 @@ models that 07 uses. If one is missing, the notebook trains it first.
 
 ## Exercises: "Your turn"
 
-Each exercise is a code cell with a line
+Each exercise is a function (in 03, also the two methods of a network) with a
+line
 
 ```python
-raise NotDoneYet('softmax')  # your code here
+return NotDoneYet.use_reference('softmax', locals())  # your code here
 ```
 
 where your code goes: replace that line with your solution and run the cell.
@@ -174,11 +221,23 @@ and prints `OK: softmax passed all 7 checks`, or one line starting with
 forgotten minus sign, the wrong axis, a slice one pixel too long). Change your
 code and run both cells again.
 
-Run a notebook top to bottom before you have done an exercise and it stops
-there with one line, `NOT DONE YET: ...`: nothing is broken, that is where your
-work starts. Do the exercises in order: the cells after an exercise use your
-function (your softmax draws the explorer in 02, your `crops_to_input` feeds
-the network in 10).
+Until you replace it, that line hands the work to the course's reference
+version (in `fer_helpers/exercises/references.py`), so you can run and read the
+whole notebook even while you are stuck on an exercise. It says so loudly, once:
+
+```text
+⚠ softmax: not done yet — using the reference so the rest of the notebook runs; come back to it
+```
+
+and the checker prints that line instead of `OK`. Nothing is broken: that is
+where your work starts. Run All reaches the end of every notebook with every
+exercise still open, and the cells after an exercise run on the reference.
+
+Once you have written your function and run its cell, your version is the one
+used: the checker checks yours, and the cells after it use yours (your softmax
+draws the explorer in 02, your `crops_to_input` feeds the network in 10); run
+them again to see it at work. Do the exercises in order, as later ones may call
+earlier ones (your `cross_entropy` may use your `one_hot`).
 
 The markdown above each exercise explains what to write and gives hints; the
 notebooks' earlier cells show the pieces you need.
@@ -192,10 +251,12 @@ class weights and the sparse center loss in `fer_helpers/losses.py`, forward
 hooks and channel specificity in `fer_helpers/features.py`, the attention heads,
 SI100FaceNet and the other networks in `fer_helpers/models.py`, the face crop in
 `fer_helpers/faces.py`, and the checkers in
-`fer_helpers/exercises/` compute reference answers (a softmax among them) to
-compare yours with. Nothing stops you from reading them. The honest advice: write
-your own first, get the checker to say OK, and look afterwards to compare. You
-learn the thing by writing it, not by reading it.
+`fer_helpers/exercises/` compute reference answers to compare yours with;
+`fer_helpers/exercises/references.py` holds the reference of every exercise,
+the one that runs while yours is not done. Nothing stops you from reading
+them. The honest advice: write your own first, get the checker to say OK, and
+look afterwards to compare. You learn the thing by writing it, not by reading
+it.
 
 ## The data
 

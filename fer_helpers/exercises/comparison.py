@@ -16,24 +16,16 @@ from collections.abc import Callable
 from numbers import Integral
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import conv_block
-from . import ExerciseError, call, passed
+from . import ExerciseError, call, checker, passed
+from .references import conv_flops_reference
 
 FLOP_CASES = ((1, 64, 3, 48, 48), (64, 128, 3, 24, 24), (3, 8, 5, 10, 12), (16, 4, 1, 7, 7))
 BLOCK_CASES = ((1, 128), (128, 128), (256, 512), (3, 5))
 
 
-def conv_flops_reference(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int) -> int:
-    """torch's count for a Conv2d whose output is h_out x w_out (padding keeps it so)."""
-    layer = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, device="meta")
-    with FlopCounterMode(display=False) as counter:
-        layer(torch.empty(1, c_in, h_out, w_out, device="meta"))
-    return int(counter.get_total_flops())
-
-
+@checker
 def check_conv_flops(conv_flops: Callable[[int, int, int, int, int], int]) -> None:
     """Check conv_flops(c_in, c_out, kernel, h_out, w_out) on several layers."""
     for case in FLOP_CASES:
@@ -58,6 +50,7 @@ def check_conv_flops(conv_flops: Callable[[int, int, int, int, int], int]) -> No
     passed("conv_flops", len(FLOP_CASES))
 
 
+@checker
 def check_conv_block_parameters(conv_block_parameters: Callable[[int, int], int]) -> None:
     """Check conv_block_parameters(c_in, c_out) for Report 3's conv block."""
     for c_in, c_out in BLOCK_CASES:

@@ -12,7 +12,7 @@ import torch
 
 from ..losses import sparse_center_loss
 from ..models import attention_from_heads
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 # Worked by hand in the notebook: 3 images, 3 features, 3 classes.
 # Image 0 (class 2): a * (x - c)^2 = 0.5*1 + 1*4 + 0*4 = 4.5
@@ -39,6 +39,7 @@ def _loss_cases() -> list[tuple[torch.Tensor, ...]]:
     return [hand, random]
 
 
+@checker
 def check_sparse_center_loss(function: Callable) -> None:
     """sparse_center_loss(features, centres, labels, attention) -> 1/(2m) sum a (x - c_y)^2."""
     cases = _loss_cases()
@@ -120,6 +121,7 @@ def _diagnose_loss(
             raise ExerciseError(f"{m} images: {hint}")
 
 
+@checker
 def check_attention_heads(function: Callable) -> None:
     """attention_weights(head_scores (B, 2d)) -> (B, d): softmax per pair, second value."""
     generator = torch.Generator().manual_seed(1)

@@ -10,9 +10,6 @@ order, ...). A NotDoneYet from an unfinished exercise passes through untouched.
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import io
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -21,10 +18,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..models import SI100FaceNet, parameters_per_layer
-from . import ExerciseError, NotDoneYet, call, passed
+from . import ExerciseError, NotDoneYet, call, checker, passed
+from .references import (
+    Shape,
+    _reference_trace,
+    _torch_conv_size,
+    _torch_pool_size,
+)
+from .references import printed_trace as printed_trace  # where notebooks 03 and 09 find it
 
 STEPS = (
     "input", "conv1", "pool1", "act1",
@@ -36,24 +39,6 @@ STEPS = (
 
 LAYERS = tuple(step for step in STEPS if step not in ("input", "flatten"))
 """SI100FaceNet's layers (attributes), in the order forward calls them."""
-
-Shape = tuple[int, ...]
-
-
-def printed_trace(model: SI100FaceNet, x: torch.Tensor) -> list[tuple[str, Shape]]:
-    """(step, shape) for every line the model's print toggle prints while it runs on x."""
-    buffer = io.StringIO()
-    before, model.print_shapes = model.print_shapes, True
-    try:
-        with contextlib.redirect_stdout(buffer), torch.no_grad():
-            model(x)
-    finally:
-        model.print_shapes = before
-    trace = []
-    for line in buffer.getvalue().splitlines():
-        step, shape = line.split("->")
-        trace.append((step.strip(), tuple(ast.literal_eval(shape.strip()))))
-    return trace
 
 
 def _whole_number(value: Any, what: str) -> int:
@@ -78,17 +63,7 @@ def _first_match(got: int, mistakes: Sequence[tuple[int, str]]) -> str | None:
 # --- output sizes ----------------------------------------------------------------------------
 
 
-def _torch_conv_size(size: int, kernel: int, padding: int, stride: int) -> int:
-    x = torch.empty(1, 1, size, size, device="meta")
-    weight = torch.empty(1, 1, kernel, kernel, device="meta")
-    return F.conv2d(x, weight, padding=padding, stride=stride).shape[-1]
-
-
-def _torch_pool_size(size: int, kernel: int, stride: int | None) -> int:
-    x = torch.empty(1, 1, size, size, device="meta")
-    return F.max_pool2d(x, kernel, stride=stride).shape[-1]
-
-
+@checker
 def check_conv_output_size(conv_output_size: Callable[[int, int, int, int], int]) -> None:
     """Check conv_output_size(size, kernel, padding, stride) against nn.Conv2d's output."""
     cases = [
@@ -120,6 +95,7 @@ def check_conv_output_size(conv_output_size: Callable[[int, int, int, int], int]
     passed("conv_output_size", len(cases))
 
 
+@checker
 def check_pool_output_size(pool_output_size: Callable[..., int]) -> None:
     """Check pool_output_size(size, kernel, stride=None) against nn.MaxPool2d's output."""
     cases = [(48, 2), (24, 2), (12, 2), (25, 2), (48, 3), (7, 3), (48, 2, 1), (48, 3, 2)]
@@ -155,13 +131,6 @@ def check_pool_output_size(pool_output_size: Callable[..., int]) -> None:
 
 
 # --- the shape trace -------------------------------------------------------------------------
-
-
-def _reference_trace(batch: int, side: int, num_classes: int) -> list[Shape]:
-    with torch.device("meta"):  # shapes only: nothing is computed
-        model = SI100FaceNet(num_classes=num_classes, input_size=side)
-        x = torch.empty(batch, 3, side, side)
-    return [shape for _, shape in printed_trace(model, x)]
 
 
 def _as_shapes(result: Any, what: str) -> list[Shape]:
@@ -212,6 +181,7 @@ def _diagnose_step(got: Shape, expected: Shape, step: str, what: str, side: int)
     raise ExerciseError(prefix)
 
 
+@checker
 def check_shape_trace(shape_trace: Callable[..., Sequence[Sequence[int]]]) -> None:
     """Check shape_trace(batch, side, num_classes=3) -> one shape per step of SI100FaceNet."""
     cases = [(1, 48), (32, 48), (2, 64), (1, 50), (4, 48, 7), (1, 44)]
@@ -237,6 +207,7 @@ def _numel(layer: nn.Module) -> int:
     return sum(p.numel() for p in layer.parameters())
 
 
+@checker
 def check_conv_params(conv_params: Callable[[int, int, int], int]) -> None:
     """Check conv_params(in_channels, out_channels, kernel_size) against nn.Conv2d."""
     cases = [(64, 128, 3), (3, 64, 3), (128, 256, 3), (1, 64, 3), (3, 8, 5), (16, 4, 1)]
@@ -261,6 +232,7 @@ def check_conv_params(conv_params: Callable[[int, int, int], int]) -> None:
     passed("conv_params", len(cases))
 
 
+@checker
 def check_linear_params(linear_params: Callable[[int, int], int]) -> None:
     """Check linear_params(in_features, out_features) against nn.Linear."""
     cases = [(9216, 256), (256, 3), (256, 7), (10, 1), (1, 5)]
@@ -506,6 +478,7 @@ def _compare_outputs(model: nn.Module, reference: SI100FaceNet, x: torch.Tensor)
     )
 
 
+@checker
 def check_si100_model(model_class: Callable[..., nn.Module]) -> None:
     """Check a hand-written SI100FaceNet class against fer_helpers.models.SI100FaceNet.
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -92,6 +92,7 @@ def _same(params: list[torch.Tensor], other: list[torch.Tensor]) -> bool:
     return all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(params, other))
 
 
+@checker
 def check_train_one_batch(train_one_batch: Callable[..., Any]) -> None:
     """Check train_one_batch(model, loss_fn, optimizer, x, y) -> the batch's loss as a float.
 
@@ -143,6 +144,7 @@ def check_train_one_batch(train_one_batch: Callable[..., Any]) -> None:
 # --- notebook 04: accuracy of a batch -------------------------------------------------------
 
 
+@checker
 def check_batch_accuracy(batch_accuracy: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     """Check batch_accuracy(scores, labels) -> the share of images whose top score is right."""
     cases = [
@@ -199,6 +201,7 @@ def check_batch_accuracy(batch_accuracy: Callable[[torch.Tensor, torch.Tensor], 
 # --- notebook 05: the confusion matrix ------------------------------------------------------
 
 
+@checker
 def check_confusion_matrix(confusion_matrix: Callable[[np.ndarray, np.ndarray, int], Any]) -> None:
     """Check confusion_matrix(y_true, y_pred, num_classes): rows true, columns predicted."""
     rng = np.random.default_rng(5)
@@ -307,6 +310,7 @@ def _diagnose_per_class(got: np.ndarray, cm: np.ndarray, divide_by_rows: bool, w
     expect_close(got, expected, what)
 
 
+@checker
 def check_precision(precision_per_class: Callable[[np.ndarray], Any]) -> None:
     """Check precision_per_class(cm) = TP_i / (sum of column i), 0.0 for a never-predicted class.
 
@@ -319,6 +323,7 @@ def check_precision(precision_per_class: Callable[[np.ndarray], Any]) -> None:
     passed(name, len(_CMS))
 
 
+@checker
 def check_recall(recall_per_class: Callable[[np.ndarray], Any]) -> None:
     """Check recall_per_class(cm) = TP_i / (sum of row i), 0.0 for a class with no images."""
     name = "recall_per_class"
@@ -328,6 +333,7 @@ def check_recall(recall_per_class: Callable[[np.ndarray], Any]) -> None:
     passed(name, len(_CMS))
 
 
+@checker
 def check_weighted_recall(weighted_recall: Callable[[np.ndarray, np.ndarray], Any]) -> None:
     """Check weighted_recall(recall, weights) = sum_i w_i * recall_i / sum_i w_i."""
     recall = np.array([0.9, 0.5, 0.6])

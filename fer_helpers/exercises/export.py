@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 SLOPE = 0.01  # SI100FaceNet's LeakyReLU slope, the LeakyRelu nodes' alpha
 
@@ -65,6 +65,7 @@ def _weights_case() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     return helper.make_model(graph), arrays
 
 
+@checker
 def check_onnx_weights(onnx_weights: Callable[[onnx.ModelProto], Any]) -> None:
     """Check onnx_weights(onnx_model) -> dict of every initializer's name and array."""
     onnx_model, expected = _weights_case()
@@ -169,6 +170,7 @@ def _diagnose_head(got: np.ndarray, features: np.ndarray, weights: dict) -> None
     expect_close(got, expected, what, atol=1e-4)
 
 
+@checker
 def check_dense_head(dense_head: Callable[[np.ndarray, dict], Any]) -> None:
     """Check dense_head(features, weights) -> scores = Gemm(LeakyRelu(Gemm(features)))."""
     cases = _head_cases()

@@ -14,7 +14,7 @@ import torch
 
 from ..data import to_model_input
 from ..faces import square_box
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 # A photo of 60 rows and 80 columns in which every pixel has its own value, so a
 # crop shows exactly which rows and columns it took.
@@ -22,6 +22,7 @@ PHOTO = np.arange(60 * 80, dtype=np.int64).reshape(60, 80)
 CROP_BOXES = [(10, 5, 30, 20), (50, 30, 25, 25), (0, 0, 80, 60), (7, 41, 12, 9)]
 
 
+@checker
 def check_crop_box(function: Callable) -> None:
     """crop_box(gray, box) -> the box's pixels, gray[y : y + h, x : x + w]."""
     for box in CROP_BOXES:
@@ -99,6 +100,7 @@ SQUARE_CASES = [
 ]
 
 
+@checker
 def check_square_box(function: Callable) -> None:
     """square_box(box, margin) -> (x, y, side, side): centred, side max(w, h) * (1 + 2 margin)."""
     for box, margin in SQUARE_CASES:
@@ -164,6 +166,7 @@ def _diagnose_square(
             raise ExerciseError(f"{what}: {hint}")
 
 
+@checker
 def check_crops_to_input(function: Callable) -> None:
     """crops uint8 (N, 48, 48) -> float32 tensor (N, 3, 48, 48), x = u8 / 127.5 - 1."""
     rng = np.random.default_rng(0)

@@ -14,9 +14,10 @@ from torch import nn
 
 from ..features import BLOCKS, specificity
 from ..models import SI100FaceNet
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 
+@checker
 def check_conv1_hook(function: Callable) -> None:
     """capture_conv1(model, x): conv1's output, captured by a forward hook that is removed."""
     cases = [(0, 2), (1, 3)]  # (seed, batch size): a second model catches leftovers
@@ -113,6 +114,7 @@ _MAPS = torch.linspace(-1.0, 2.0, 6 * 4 * 5).reshape(6, 4, 5).flip(0)[[3, 0, 5, 
 _MAPS[5, 0, 0] = 9.0  # one very bright pixel: the largest maximum, not the largest mean
 
 
+@checker
 def check_top_channels(function: Callable) -> None:
     """top_channels_of_image(maps, k): the k channels with the largest mean, largest first."""
     generator = torch.Generator().manual_seed(0)
@@ -178,6 +180,7 @@ def _diagnose_top(
 _RESPONSE = np.array([[1.0, 2.0, 0.5, 4.0], [3.0, 6.0, 0.0, 1.0], [5.0, 4.0, 2.5, 1.0]])
 
 
+@checker
 def check_specificity(function: Callable) -> None:
     """specificity_by_hand(response): mean for the class minus the mean over the other classes."""
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..losses import class_weights
 from ..metrics import balanced_accuracy, f1_per_class, precision_per_class, recall_per_class
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
 
 FER2013_TRAIN = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965])
 """Images per class in FER2013's training split (angry ... neutral)."""
@@ -34,6 +34,7 @@ SEVEN = np.array(
 ABSENT = np.array([[7, 3, 0], [0, 0, 0], [1, 2, 9]])  # class 1: no true image, never predicted
 
 
+@checker
 def check_class_weights(function: Callable) -> None:
     """class weights from counts: w_c = N / (k * n_c)."""
     cases = [FER2013_TRAIN, np.array([30, 10]), np.array([5, 5, 5]), np.array([1, 2, 3, 100])]
@@ -80,6 +81,7 @@ def _diagnose_weights(counts: np.ndarray, got: np.ndarray, expected: np.ndarray)
         )
 
 
+@checker
 def check_balanced_accuracy(function: Callable) -> None:
     """balanced accuracy from a confusion matrix: mean recall over the classes present."""
     cases = [UNBALANCED, SEVEN, ABSENT, np.diag([3, 4, 5])]
@@ -125,6 +127,7 @@ def _diagnose_balanced(cm: np.ndarray, got: float, what: str) -> None:
         )
 
 
+@checker
 def check_f1(function: Callable) -> None:
     """per-class F1 from a confusion matrix: 2 P R / (P + R), 0 where P = R = 0."""
     cases = [UNBALANCED, SEVEN, ABSENT]

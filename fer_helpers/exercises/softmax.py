@@ -1,9 +1,11 @@
-"""Checkers for notebook 02: one-hot labels, softmax, argmax prediction, cross-entropy.
+"""Checkers for notebook 02: one-hot labels, softmax, argmax prediction, cross-entropy,
+and the gradient of cross-entropy with respect to the scores.
 
 Each checker calls the learner's function on a few cases, compares with a
 reference written here, and on a wrong answer raises ExerciseError with one
 sentence naming the usual cause (a forgotten minus sign, log10 instead of the
-natural log, softmax over the wrong axis, no max subtraction, ...).
+natural log, softmax over the wrong axis, no max subtraction, y - p instead of
+p - y, ...).
 A NotDoneYet from an unfinished exercise passes through untouched.
 """
 
@@ -15,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import ExerciseError, call, expect_close, passed
+from . import ExerciseError, call, checker, expect_close, passed
+from .references import _softmax
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -23,12 +26,6 @@ def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=float)
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    exps = np.exp(shifted)
-    return exps / exps.sum(axis=-1, keepdims=True)
 
 
 # --- one-hot labels ------------------------------------------------------------------------
@@ -58,6 +55,7 @@ def _diagnose_one_hot(got: np.ndarray, labels: np.ndarray, num_classes: int) -> 
     expect_close(got, np.eye(num_classes)[labels], what)
 
 
+@checker
 def check_one_hot(one_hot: Callable[[np.ndarray, int], Any]) -> None:
     """Check one_hot(labels, num_classes) -> array (len(labels), num_classes) of 0s and 1s."""
     cases = [([0, 1, 2], 3), ([2, 0, 2, 1], 3), ([1, 2, 2, 1, 2], 3), ([0, 1], 3), ([6], 7)]
@@ -111,6 +109,7 @@ def _diagnose_softmax(got: np.ndarray, scores: np.ndarray) -> None:
     expect_close(got, expected, what)
 
 
+@checker
 def check_softmax(softmax: Callable[[np.ndarray], Any]) -> None:
     """Check softmax(scores) on vectors, on (batch, classes) arrays row by row, on huge scores."""
     cases = [
@@ -145,6 +144,7 @@ def check_softmax(softmax: Callable[[np.ndarray], Any]) -> None:
 # --- argmax prediction ---------------------------------------------------------------------
 
 
+@checker
 def check_predict(predict: Callable[[np.ndarray], Any]) -> None:
     """Check predict(scores) -> the index of the largest score in each row of (batch, classes)."""
     cases = [
@@ -176,14 +176,36 @@ def check_predict(predict: Callable[[np.ndarray], Any]) -> None:
 # --- cross-entropy -------------------------------------------------------------------------
 
 
+def _cross_entropy(probs: np.ndarray, label: int) -> float:
+    """-log probs[label]: inf when the true class has probability 0 (log 0 = -inf)."""
+    with np.errstate(divide="ignore"):
+        return float(-np.log(probs[label]))
+
+
 def _diagnose_cross_entropy(got: np.ndarray, probs: np.ndarray, label: int) -> None:
     what = f"cross_entropy({probs.tolist()}, label={label})"
-    expected = -math.log(probs[label])
+    expected = _cross_entropy(probs, label)
     if got.shape != ():
         if got.size == probs.size and np.isclose(got.sum(), expected):
             raise ExerciseError(f"{what} returned {got.size} terms: return their sum, one number")
         raise ExerciseError(f"{what}: expected one number, got an array of shape {got.shape}")
     value = float(got)
+    if math.isnan(value):
+        raise ExerciseError(
+            f"{what} is nan: a class with probability 0 has log 0 = -inf, and y * log p "
+            "multiplies it by y = 0, which is nan in floating point; take the log of the "
+            "true class's probability only, -log(probs[label])"
+        )
+    if math.isinf(expected):
+        if value == expected:
+            return
+        if value == -expected:
+            raise ExerciseError(f"{what} = {value}: you forgot the minus sign in L = -sum y log p")
+        raise ExerciseError(
+            f"{what} = {value:.4f}: the true class has probability 0, so the loss is "
+            "-log 0 = inf, and inf is the honest answer (the network ruled the right class "
+            "out); do not add a small number to p or clip it"
+        )
     if np.isclose(value, expected, rtol=1e-5, atol=1e-6):
         return
     if np.isclose(value, -expected):
@@ -211,6 +233,7 @@ def _diagnose_cross_entropy(got: np.ndarray, probs: np.ndarray, label: int) -> N
     expect_close(value, expected, what)
 
 
+@checker
 def check_cross_entropy(cross_entropy: Callable[[np.ndarray, int], Any]) -> None:
     """Check cross_entropy(probs, label) = -log probs[label] on the course's worked examples."""
     cases = [
@@ -219,8 +242,106 @@ def check_cross_entropy(cross_entropy: Callable[[np.ndarray, int], Any]) -> None
         (np.array([0.1, 0.1, 0.8]), 2),  # sad
         (np.array([0.98, 0.01, 0.01]), 2),  # confidently wrong: a large loss
         (np.array([0.05, 0.05, 0.1, 0.6, 0.1, 0.05, 0.05]), 4),  # seven classes
+        (np.array([0.0, 0.3, 0.7]), 2),  # another class has probability 0: no nan
+        (np.array([0.0, 0.25, 0.75]), 0),  # the true class has probability 0: inf
     ]
     for probs, label in cases:
-        got = _as_array(call(cross_entropy, probs.copy(), label, name="cross_entropy"))
-        _diagnose_cross_entropy(got, probs, label)
+        # log 0 warns; the checker's message says more than the warning.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            try:
+                result = call(cross_entropy, probs.copy(), label, name="cross_entropy")
+            except ValueError as error:
+                if "math domain error" not in str(error):
+                    raise
+                raise ExerciseError(
+                    f"cross_entropy({probs.tolist()}, label={label}) failed with math.log(0) "
+                    "('math domain error'): use np.log, which gives log 0 = -inf, "
+                    "so that the loss is inf"
+                ) from None
+            _diagnose_cross_entropy(_as_array(result), probs, label)
     passed("cross_entropy", len(cases))
+
+
+# --- the gradient of cross-entropy with respect to the scores ------------------------------
+
+
+def _diagnose_grad_scores(got: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> None:
+    what = f"grad_scores({probs.tolist()}, labels={labels.tolist()})"
+    batch, classes = probs.shape
+    y = np.eye(classes)[labels]
+    expected = probs - y
+    if got.shape != expected.shape:
+        if got.shape == (batch,) and np.allclose(got, expected[np.arange(batch), labels]):
+            raise ExerciseError(
+                f"{what} returned one number per image, the true class's entry: every score "
+                f"gets a gradient, so return an array of shape {expected.shape}, like probs"
+            )
+        raise ExerciseError(
+            f"{what}: expected shape {expected.shape} (one gradient per score), got {got.shape}"
+        )
+
+    def same(candidate: np.ndarray) -> bool:
+        return np.allclose(got, candidate, atol=1e-6, rtol=1e-5)
+
+    if same(expected):
+        return
+    if same(-expected):
+        raise ExerciseError(
+            f"{what}: the sign is flipped, that is y - p; the gradient is p - y, "
+            "which points uphill, and gradient descent subtracts it"
+        )
+    if same(probs):
+        raise ExerciseError(f"{what} returned the probabilities: subtract the one-hot label y")
+    if same(probs - 1):
+        raise ExerciseError(
+            f"{what} subtracted 1 from every class: y is 1 at the true class only, "
+            "so subtract the one-hot label, probs - one_hot(labels, ...)"
+        )
+    if batch > 1 and same(expected / batch):
+        raise ExerciseError(
+            f"{what} divided by the batch size: that is the gradient of the mean loss; "
+            "return each image's own gradient, p - y, without dividing"
+        )
+    if same(np.where(y == 1, expected, 0.0)):
+        raise ExerciseError(
+            f"{what} has a gradient for the true class only: every score is in the "
+            "softmax's denominator, so raising a wrong class's score lowers p_true; "
+            "a wrong class i gets p_i - 0 = p_i"
+        )
+    with np.errstate(divide="ignore"):
+        if same(np.where(y == 1, -1 / probs, 0.0)):
+            raise ExerciseError(
+                f"{what} is -1/p, the derivative with respect to the probabilities; "
+                "through the softmax, the derivative with respect to the scores is p - y"
+            )
+    for shift, side in ((-1, "left"), (1, "right")):
+        if same(probs - np.eye(classes)[(labels + shift) % classes]):
+            raise ExerciseError(
+                f"{what}: the -1 sits one column too far {side}: label 0 is column 0"
+            )
+    expect_close(got, expected, what)
+
+
+@checker
+def check_grad_scores(grad_scores: Callable[[np.ndarray, np.ndarray], Any]) -> None:
+    """Check grad_scores(probs, labels) = probs - one_hot(labels): one row per image."""
+    cases = [
+        # (probabilities, integer labels); every row sums to 1
+        (np.array([[0.7, 0.2, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]), np.array([0, 1, 2])),
+        (np.array([[0.8, 0.05, 0.15], [0.1, 0.6, 0.3]]), np.array([2, 0])),  # both wrong
+        (np.array([[0.05, 0.05, 0.1, 0.6, 0.1, 0.05, 0.05]]), np.array([4])),  # seven classes
+        (
+            np.array([[0.5, 0.3, 0.2], [0.25, 0.25, 0.5], [0.1, 0.7, 0.2], [0.6, 0.1, 0.3]]),
+            np.array([1, 1, 2, 0]),
+        ),
+    ]
+    for probs, labels in cases:
+        given = probs.copy()
+        got = call(grad_scores, given, labels.copy(), name="grad_scores")
+        if not np.array_equal(given, probs):
+            raise ExerciseError(
+                "grad_scores changed the probabilities it was given (e.g. "
+                "`probs[rows, labels] -= 1`): work on a copy, or return probs - y"
+            )
+        _diagnose_grad_scores(_as_array(got), probs, labels)
+    passed("grad_scores", len(cases))
