@@ -19,6 +19,7 @@ what was done.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import warnings
 from collections import Counter
@@ -82,23 +83,40 @@ def read_gray(path: str | Path) -> tuple[np.ndarray, list[str]]:
         except OSError as err:
             raise _damaged(path, err) from err
     with image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise DataError(
-                f"image {path} is {width}x{height} pixels ({width * height / 1e6:.0f} "
-                f"megapixels): refused before decoding, expected at most "
-                f"{MAX_PIXELS / 1e6:.0f} megapixels"
-            )
-        if min(width, height) < MIN_SIDE:
-            raise DataError(
-                f"image {path} is {width}x{height} pixels: too small to hold a face, "
-                f"expected at least {MIN_SIDE}x{MIN_SIDE}"
-            )
+        check_image_size(*image.size, path)
         try:
             image.load()
             return _to_gray(image, path)
         except (OSError, ValueError, SyntaxError) as err:  # SyntaxError: Pillow's "broken PNG"
             raise _damaged(path, err) from err
+
+
+def check_image_size(width: int, height: int, name: str | Path) -> None:
+    """Refuse, naming the image, one too large to decode safely or too small to hold a face."""
+    if width * height > MAX_PIXELS:
+        raise DataError(
+            f"image {name} is {width}x{height} pixels ({width * height / 1e6:.0f} "
+            f"megapixels): refused before decoding, expected at most "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise DataError(
+            f"image {name} is {width}x{height} pixels: too small to hold a face, "
+            f"expected at least {MIN_SIDE}x{MIN_SIDE}"
+        )
+
+
+def header_size(content: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding it; None if unreadable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(content)) as image:
+                return image.size
+        except Image.DecompressionBombError:
+            return (MAX_PIXELS + 1, 1)  # Pillow's own limit is far above ours: too large
+        except (UnidentifiedImageError, OSError):
+            return None
 
 
 def _damaged(path: Path, err: Exception) -> DataError:

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .data import to_model_input
+from .decode import check_image_size, header_size
 from .errors import DataError
 from .inference import scores_of
 from .models import check_input, input_channels
@@ -61,8 +62,12 @@ def decode_photo(content: bytes, name: str = "the photo") -> np.ndarray:
 
     Grayscale photos come back with three equal channels; a phone photo's EXIF
     orientation is applied, so it is the right way up. Raises DataError naming
-    `name` when the bytes are not an image OpenCV can read.
+    `name` when the bytes are not an image OpenCV can read, or when its header
+    says it is over decode.MAX_PIXELS or under decode.MIN_SIDE pixels a side.
     """
+    size = header_size(content)
+    if size is not None:  # refused from the header: no memory spent on a bomb's pixels
+        check_image_size(*size, name)
     buffer = np.frombuffer(content, dtype=np.uint8)
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if bgr is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Callable
 
 import pytest
@@ -17,10 +19,12 @@ from fer_helpers.exercises.dimensions import (
     check_conv_params,
     check_linear_params,
     check_pool_output_size,
+    check_receptive_fields,
     check_shape_trace,
     check_si100_model,
     printed_trace,
 )
+from fer_helpers.exercises.references import REFERENCES
 from fer_helpers.models import SI100FaceNet
 
 # --- right answers, written here independently of the checkers ---------------------------------
@@ -460,6 +464,7 @@ def not_done(*args: object, **kwargs: object) -> None:
         check_conv_output_size,
         check_pool_output_size,
         check_shape_trace,
+        check_receptive_fields,
         check_conv_params,
         check_linear_params,
         check_si100_model,
@@ -473,3 +478,68 @@ def test_an_unfinished_exercise_passes_through(checker: Callable) -> None:
 def test_an_unfinished_forward_passes_through() -> None:
     with pytest.raises(NotDoneYet):
         check_si100_model(with_forward(not_done))
+
+
+# --- receptive fields ----------------------------------------------------------------------------
+
+
+def receptive_fields(layers: list[tuple[int, int]]) -> list[int]:
+    r, j, sizes = 1, 1, []
+    for kernel, stride in layers:
+        r, j = r + (kernel - 1) * j, j * stride
+        sizes.append(r)
+    return sizes
+
+
+def test_receptive_fields_passes_the_formula(capsys: pytest.CaptureFixture[str]) -> None:
+    check_receptive_fields(receptive_fields)
+    assert "OK: receptive_fields passed" in capsys.readouterr().out
+
+
+def test_si100facenet_sees_22_pixels_from_its_last_map() -> None:
+    si100 = [(3, 1), (2, 2)] * 3
+    assert receptive_fields(si100) == REFERENCES["receptive_fields"](si100) == [3, 4, 8, 10, 18, 22]
+
+
+def test_the_measured_field_matches_autograd_on_the_real_2d_layers() -> None:
+    """On 2-D layers as SI100FaceNet has them (padding 1; average pooling, which spreads the
+    gradient over the whole window where max-pooling would pick one winner), a central
+    position of the last map depends on a 22 x 22 square of the input."""
+    x = torch.ones(1, 1, 48, 48, requires_grad=True)
+    h = x
+    for _ in range(3):
+        h = F.avg_pool2d(F.conv2d(h, torch.ones(1, 1, 3, 3), padding=1), 2)
+    (grad,) = torch.autograd.grad(h[0, 0, 3, 3], x)
+    rows, cols = grad[0, 0].nonzero().unbind(1)
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (22, 22)
+
+
+def _no_jump(layers: list[tuple[int, int]]) -> list[int]:
+    return list(itertools.accumulate((k - 1 for k, _ in layers), initial=1))[1:]
+
+
+def _jump_too_early(layers: list[tuple[int, int]]) -> list[int]:
+    r, j, sizes = 1, 1, []
+    for kernel, stride in layers:
+        j *= stride
+        r += (kernel - 1) * j
+        sizes.append(r)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (_no_jump, "multiply (k - 1) by the jump"),
+        (_jump_too_early, "use the jump of the layer before"),
+        (lambda layers: [r - 1 for r in receptive_fields(layers)], "start from r_0 = 1"),
+        (lambda layers: list(itertools.accumulate(k for k, _ in layers)), "not k"),
+        (lambda layers: receptive_fields(layers)[:-1], "one per layer"),
+        (lambda layers: 22, "a list of ints"),
+        (lambda layers: [float(r) for r in receptive_fields(layers)], "expected an int"),
+        (lambda layers: None, "forget `return`"),
+    ],
+)
+def test_receptive_fields_names_the_mistake(wrong: Callable, message: str) -> None:
+    with pytest.raises(ExerciseError, match=re.escape(message)):
+        check_receptive_fields(wrong)

@@ -410,3 +410,45 @@ def test_webcam_frames_are_rgb_and_the_camera_is_released(monkeypatch, opened):
         with pytest.raises(DataError, match="no webcam at index 0"):
             list(webcam_frames())
     assert camera.released
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height pixels (its pixel data is not that big)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "panorama.png"
+    path.write_bytes(png_claiming(9000, 6000))
+
+    def no_decoding(*args):
+        raise AssertionError("decoded a 54-megapixel image instead of refusing it")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    with pytest.raises(DataError) as raised:
+        load_photo(path)
+    message = str(raised.value)
+    assert str(path) in message and "9000x6000 pixels (54 megapixels)" in message
+    assert "expected at most 50 megapixels" in message and "\n" not in message
+
+
+def test_a_1x1_photo_is_too_small_to_hold_a_face(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(path)
+    with pytest.raises(DataError, match=r"dot\.png is 1x1 pixels: too small to hold a face"):
+        load_photo(path)

@@ -1,4 +1,5 @@
-"""Checkers for notebook 03: output sizes, the shape trace, parameter counts, SI100FaceNet.
+"""Checkers for notebook 03: output sizes, the shape trace, receptive fields, parameter counts,
+SI100FaceNet.
 
 Each checker calls the learner's code on a few cases and compares with PyTorch
 itself (layers built on the "meta" device, which works out shapes without
@@ -23,6 +24,7 @@ from ..models import SI100FaceNet, parameters_per_layer
 from . import ExerciseError, NotDoneYet, call, checker, passed
 from .references import (
     Shape,
+    _measured_receptive_fields,
     _reference_trace,
     _torch_conv_size,
     _torch_pool_size,
@@ -198,6 +200,72 @@ def check_shape_trace(shape_trace: Callable[..., Sequence[Sequence[int]]]) -> No
             if got_shape != expected_shape:
                 _diagnose_step(got_shape, expected_shape, step, what, side)
     passed("shape_trace", len(cases))
+
+
+# --- receptive fields ------------------------------------------------------------------------
+
+
+def _formula_mistakes(layers: list[tuple[int, int]]) -> list[tuple[list[int], str]]:
+    """What the usual slips of r_l = r_(l-1) + (k_l - 1) * j_(l-1), j_l = j_(l-1) * s_l give."""
+
+    def run(jump_after: bool, use_jump: bool, start: int) -> list[int]:
+        r, j, out = start, 1, []
+        for k, s in layers:
+            if jump_after:
+                j *= s
+            r += (k - 1) * (j if use_jump else 1)
+            if not jump_after:
+                j *= s
+            out.append(r)
+        return out
+
+    return [
+        (
+            run(False, False, 1),
+            "multiply (k - 1) by the jump j, the input pixels between two "
+            "neighbouring positions of the layer before (1, then 2 after a stride-2 pooling, ...)",
+        ),
+        (
+            run(True, True, 1),
+            "use the jump of the layer before, j_(l-1), then update "
+            "j_l = j_(l-1) * s_l after adding",
+        ),
+        (run(False, True, 0), "start from r_0 = 1: one input pixel sees itself"),
+        (
+            list(itertools.accumulate(k for k, _ in layers)),
+            "a layer adds k - 1 (times the jump), not k: neighbouring windows overlap",
+        ),
+    ]
+
+
+@checker
+def check_receptive_fields(
+    receptive_fields: Callable[[list[tuple[int, int]]], Sequence[int]],
+) -> None:
+    """Check receptive_fields([(kernel, stride), ...]) against sizes measured with autograd."""
+    si100 = [(3, 1), (2, 2)] * 3
+    cases = [si100, [(3, 1)] * 3, [(2, 2)] * 4, [(7, 2), (3, 2), (3, 1)], [(5, 1), (3, 3)],
+             [(1, 1)]]  # fmt: skip
+    for layers in cases:
+        what = f"receptive_fields({layers})"
+        result = call(receptive_fields, [tuple(layer) for layer in layers], name="receptive_fields")
+        try:
+            got = [_whole_number(r, what) for r in result]
+        except TypeError:
+            raise ExerciseError(
+                f"{what} should return a list of ints, one receptive field per layer"
+            ) from None
+        expected = _measured_receptive_fields(layers)
+        if got == expected:
+            continue
+        if len(got) != len(expected):
+            raise ExerciseError(
+                f"{what} returned {len(got)} sizes: expected {len(expected)}, one per layer"
+            )
+        hint = next((h for wrong, h in _formula_mistakes(layers) if wrong == got), None)
+        formula = "r_l = r_(l-1) + (k_l - 1) * j_(l-1) and j_l = j_(l-1) * s_l, from r_0 = j_0 = 1"
+        raise ExerciseError(f"{what} gave {got}, expected {expected}: {hint or formula}")
+    passed("receptive_fields", len(cases))
 
 
 # --- parameter counts ------------------------------------------------------------------------

@@ -77,6 +77,24 @@ def _torch_pool_size(size: int, kernel: int, stride: int | None) -> int:
     return F.max_pool2d(x, kernel, stride=stride).shape[-1]
 
 
+def _measured_receptive_fields(layers: list[tuple[int, int]]) -> list[int]:
+    """The receptive field after each (kernel, stride) layer, measured, not computed by formula.
+
+    A 1-D stack of windows with all-ones weights (a pooling window has the same reach as a
+    convolution's) runs on a row of ones; autograd then gives which input positions one
+    output position depends on, and the width of that nonzero stretch is its receptive field.
+    """
+    length = int(np.prod([s for _, s in layers])) * (sum(k for k, _ in layers) + 1) + 1
+    x = torch.ones(1, 1, length, requires_grad=True)  # long enough for every field to fit
+    h, sizes = x, []
+    for kernel, stride in layers:
+        h = F.conv1d(h, torch.ones(1, 1, kernel), stride=stride)
+        (grad,) = torch.autograd.grad(h[0, 0, h.shape[-1] // 2], x, retain_graph=True)
+        nonzero = grad[0, 0].nonzero().flatten()
+        sizes.append(int(nonzero.max() - nonzero.min() + 1))
+    return sizes
+
+
 def conv_flops_reference(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int) -> int:
     """torch's count for a Conv2d whose output is h_out x w_out (padding keeps it so)."""
     layer = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, device="meta")
@@ -166,6 +184,11 @@ def conv_params(in_channels: int, out_channels: int, kernel_size: int) -> int:
 @reference("linear_params")
 def linear_params(in_features: int, out_features: int) -> int:
     return count_parameters(nn.Linear(in_features, out_features, device="meta"))
+
+
+@reference("receptive_fields")
+def receptive_fields(layers: list[tuple[int, int]]) -> list[int]:
+    return _measured_receptive_fields([(int(k), int(s)) for k, s in layers])
 
 
 @reference("MySI100FaceNet layers")
