@@ -127,40 +127,11 @@ def notebook_paths(which: str | None = None) -> list[Path]:
     return chosen
 
 
-def ask_again(channel: object, every: float = 2.0) -> None:
-    """Make a kernel channel's get_msg poll again every few seconds instead of once, forever.
-
-    nbclient now and then waits forever for a message the kernel has sent, after a
-    cell that shows widgets (jupyter/nbclient#312; seen here in 02 and 07 on a busy
-    machine): one poll with no timeout misses it, a fresh poll finds it.
-    """
-    from queue import Empty
-
-    get_msg = channel.get_msg
-
-    async def get_msg_asking_again(timeout: float | None = None) -> dict:
-        if timeout is not None:
-            return await get_msg(timeout=timeout)
-        while True:
-            try:
-                return await get_msg(timeout=every)
-            except Empty:
-                continue
-
-    channel.get_msg = get_msg_asking_again
-
-
 def execute(paths: list[Path], into: Path = EXECUTED) -> None:
     """Execute notebooks top to bottom into build/notebooks/, as Restart & Run All would."""
     import nbformat
-    from nbclient import NotebookClient
 
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            client = await super().async_start_new_kernel_client()
-            ask_again(client.shell_channel)
-            ask_again(client.iopub_channel)
-            return client
+    from fer_helpers.course.kernels import AskingClient as Client
 
     into.mkdir(parents=True, exist_ok=True)
     for path in paths:

@@ -16,15 +16,12 @@ import pkgutil
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
-from queue import Empty
 
 import nbformat
 import numpy as np
 import pytest
 import torch
-from nbclient import NotebookClient
 
 from fer_helpers.course.handouts import (
     HANDOUT_FILES,
@@ -33,6 +30,7 @@ from fer_helpers.course.handouts import (
     write_handout,
     write_learner_copies,
 )
+from fer_helpers.course.kernels import AskingClient as Client
 from fer_helpers.exercises import ANNOUNCED, BEGIN, NotDoneYet
 from fer_helpers.exercises.references import REFERENCES
 
@@ -237,39 +235,6 @@ def stream_text(cells: list, name: str) -> str:
         for o in c.get("outputs", [])
         if o.get("output_type") == "stream" and o.get("name") == name
     )
-
-
-def ask_again(channel: object, every: float = 2.0) -> None:
-    """Make a kernel channel's get_msg poll again every few seconds, up to its timeout.
-
-    nbclient now and then waits the whole cell timeout for a reply the kernel has
-    sent, after a cell that shows widgets (jupyter/nbclient#312; 07's explorer on
-    a busy machine): one long poll misses it, a fresh poll finds it. tasks.py's
-    ask_again does this for runs without a timeout; this test keeps one.
-    """
-    get_msg = channel.get_msg
-
-    async def get_msg_asking_again(timeout: float | None = None) -> dict:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = every if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await get_msg(timeout=min(every, left))
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    channel.get_msg = get_msg_asking_again
-
-
-class Client(NotebookClient):
-    """nbclient's client, its channels asking again (see ask_again)."""
-
-    async def async_start_new_kernel_client(self):
-        client = await super().async_start_new_kernel_client()
-        ask_again(client.shell_channel)
-        ask_again(client.iopub_channel)
-        return client
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
