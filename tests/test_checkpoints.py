@@ -285,3 +285,53 @@ def test_dropping_the_resume_state_keeps_everything_else(tmp_path):
         assert torch.equal(after["model_state"][name], tensor)
     assert path.stat().st_size < 0.5 * size  # Adam's two moments were twice the weights
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left over
+
+
+def test_an_ensemble_records_its_data_its_threads_and_its_members_epochs(tmp_path: Path) -> None:
+    extra = {"data": "FER2013", "threads": 2, "recipe": {"name": "fast"}}
+    save_small(tmp_path / "a.pth", seed=1, epoch=2, extra=extra)
+    save_small(tmp_path / "b.pth", seed=2, extra={**extra, "data": "other"})  # no epoch, history
+    out = combine_checkpoints([tmp_path / "a.pth", tmp_path / "b.pth"], tmp_path / "ab.pth")
+    info = load_checkpoint(out)
+    assert info["extra"]["data"] == "FER2013"  # the first member's
+    assert info["extra"]["threads"] == 2  # the same in every member: said once
+    assert info["epoch"] == 2 and info["history"] == {"epoch_seconds": []}
+    assert [m["epoch"] for m in info["extra"]["members"]] == [2, None]
+    assert info["extra"]["members"][0]["recipe"] == {"name": "fast"}
+    save_small(tmp_path / "c.pth", seed=3)  # no extra at all
+    out = combine_checkpoints([tmp_path / "c.pth", tmp_path / "a.pth"], tmp_path / "ca.pth")
+    assert load_checkpoint(out)["extra"]["data"] == "?"
+    assert "threads" not in load_checkpoint(out)["extra"]  # c does not say
+
+
+def test_an_ensemble_names_the_first_member_a_disagreeing_one_differs_from(tmp_path: Path) -> None:
+    save_small(tmp_path / "a.pth")
+    save_small(tmp_path / "b.pth")
+    save_small(tmp_path / "other.pth", class_names=("happy", "sad", "neutral"))
+    paths = [tmp_path / "a.pth", tmp_path / "b.pth", tmp_path / "other.pth"]
+    with pytest.raises(CheckpointError) as raised:
+        combine_checkpoints(paths, tmp_path / "x.pth")
+    assert f"but {tmp_path / 'a.pth'} has" in str(raised.value)
+    assert "written by `python -m fer_helpers train`, which know their classes and input" in (
+        _message_of_plain(tmp_path)
+    )
+
+
+def _message_of_plain(tmp_path: Path) -> str:
+    torch.save(small_model().state_dict(), tmp_path / "plain.pth")
+    with pytest.raises(CheckpointError) as raised:
+        combine_checkpoints([tmp_path / "a.pth", tmp_path / "plain.pth"], tmp_path / "x.pth")
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(("channels", "input_size"), [(1, 8), (3, 24)])
+def test_a_plain_state_dict_tells_its_input_from_its_weights(tmp_path, channels, input_size):
+    torch.manual_seed(0)
+    model = SI100FaceNet(hidden=16, in_channels=channels, input_size=input_size)
+    torch.save(model.state_dict(), tmp_path / "plain.pth")
+    loaded, info = load_model(tmp_path / "plain.pth", class_names=COURSE_CLASSES)
+    assert info["arch_kwargs"]["in_channels"] == channels
+    assert info["arch_kwargs"]["input_size"] == input_size  # 8: fc1 sees 256 x 1 x 1
+    assert info["normalization"] == {"channels": channels, "scale": "u8/127.5-1"}
+    x = torch.randn(2, channels, input_size, input_size)
+    assert torch.equal(loaded.eval()(x), model.eval()(x))
