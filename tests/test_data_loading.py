@@ -100,3 +100,29 @@ def test_use_cache_false_decodes_and_writes_no_cache(copy, tmp_path, monkeypatch
     assert sorted(decoded) == sorted(copy.splits)  # decoded, although the cache was valid
     after = {f: f.stat().st_mtime_ns for f in (tmp_path / "cache").glob("*.npz")}
     assert after == cached  # and nothing written
+
+
+def test_describe_says_what_was_loaded_line_by_line(tmp_path):
+    from fer_helpers import synthetic
+
+    data = FaceData(
+        {"train": split("train", [3, 4]), "validation": split("validation", [6])},
+        "FER2013",
+        "train/ + validation/ class folders",
+        tmp_path,
+        ["a note"],
+        tiny=True,
+    )
+    assert data.describe().split("\n") == [
+        f"Data: FER2013 at {tmp_path}, layout: train/ + validation/ class folders"
+        " [FER_TINY: a few images per class]",
+        "  train: 2 images",
+        "  validation: 1 images",
+        "  note: a note",
+    ]
+    generated = FaceData({"train": split("train", [0])}, "synthetic", "generated in memory")
+    assert generated.describe().split("\n") == [
+        synthetic.SYNTHETIC_NOTICE,
+        "Data: synthetic, layout: generated in memory",
+        "  train: 1 images",
+    ]

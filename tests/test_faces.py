@@ -452,3 +452,19 @@ def test_a_1x1_photo_is_too_small_to_hold_a_face(tmp_path):
     Image.new("RGB", (1, 1)).save(path)
     with pytest.raises(DataError, match=r"dot\.png is 1x1 pixels: too small to hold a face"):
         load_photo(path)
+
+
+def test_predict_image_passes_min_size_to_the_detector_it_is_given(astronaut_path, model):
+    photo = load_photo(astronaut_path)
+    names = list(COURSE_CLASSES)
+    assert len(predict_image(photo, model, names)) == 1  # her face is about 95 pixels wide
+    assert predict_image(photo, model, names, min_size=200) == []  # the Haar cascade's minimum
+    seen = []
+
+    def detector(image, min_size):
+        seen.append((image.shape, min_size))
+        return [(177, 66, 95, 95)]
+
+    (face,) = predict_image(photo, model, names, min_size=64, detector=detector)
+    assert seen == [(photo.shape, 64)]  # the colour photo, and the size asked for
+    assert face["box"] == (177, 66, 95, 95)
