@@ -79,7 +79,6 @@ class SI100FaceNet(nn.Module):
         super().__init__()
         if input_size < 8:
             raise FerError(f"input_size={input_size} is too small: three 2x2 poolings need >= 8")
-        self.num_classes = num_classes
         self.input_size = input_size
         self.print_shapes = print_shapes
         self.batch_norm = batch_norm
@@ -156,7 +155,6 @@ class ConvNet5(nn.Module):
         input_size: int = 48,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
         blocks: list[nn.Module] = []
         channels = in_channels
         for _ in range(3):
@@ -224,7 +222,6 @@ class ResNet9(nn.Module):
         input_size: int = 48,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
         stages: list[nn.Module] = []
         channels = in_channels
         for width in widths:
@@ -263,7 +260,6 @@ class SmallVGG(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
         layers: list[nn.Module] = []
         channels = in_channels
         for stage_width in (width, 2 * width, 4 * width, 8 * width):
@@ -305,7 +301,6 @@ class Ensemble(nn.Module):
         counts = [m["arch_kwargs"].get("num_classes") for m in members]
         if any(count != num_classes for count in counts):  # before building any member
             raise FerError(f"ensemble of {num_classes} classes, members for {counts} classes")
-        self.num_classes = num_classes
         self.members = nn.ModuleList(build_model(m["arch"], **m["arch_kwargs"]) for m in members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -388,7 +383,6 @@ class DACLNet(nn.Module):
         self, num_classes: int = 7, in_channels: int = 3, size: int = 48, maxpool: bool = True
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
         resnet = resnet18_48(num_classes, in_channels, maxpool)
         # Everything up to the last residual block: the feature extractor.
         self.backbone = nn.Sequential(*list(resnet.children())[:-2])

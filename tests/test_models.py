@@ -702,3 +702,13 @@ def test_dacl_net_features_logits_and_attention_by_hand(dacl_net) -> None:
         # The encoder's output went through tanh last: in (-1, 1).
         context = model.attention.encoder(feature_map.flatten(1))
         assert context.shape == (3, 64) and context.abs().max() < 1
+
+
+@pytest.mark.parametrize("name", ["convnet5", "resnet9"])
+def test_report_models_default_to_seven_classes_of_48_pixel_rgb_faces(name):
+    # The reports trained on all seven emotions; the course's faces are 48x48, 3 channels.
+    model = MODELS[name]().eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 48, 48)).shape == (2, 7)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 3
