@@ -451,14 +451,13 @@ def run_predict(args: argparse.Namespace) -> None:
     """
     from .detectors import get_detector
     from .devices import choose_device
-    from .faces import predict_photo
+    from .faces import format_predictions, predict_photo
     from .pretrained import load_pretrained
     from .video import (
         WEBCAM_FRAMES,
         check_outputs,
         follow_video,
         follow_webcam,
-        format_faces,
         input_kind,
     )
 
@@ -534,7 +533,7 @@ def run_predict(args: argparse.Namespace) -> None:
                 faces = [{**face, "box": list(face["box"])} for face in faces]
                 report(
                     {"path": path, "kind": "photo", "faces": faces},
-                    format_faces(path, faces, args.top),
+                    format_predictions(path, faces, args.top),
                 )
             else:
                 timeline = follow_video(

@@ -297,21 +297,27 @@ def predict_photo(
     return predict_image(image, model, class_names, min_size, margin, channels, detector)
 
 
-def format_predictions(path: str | Path, faces: Sequence[dict]) -> list[str]:
+def top_emotions(probabilities: dict[str, float], k: int = 3) -> str:
+    """The k most likely emotions, most likely first: "angry 61.2%, sad 20.1%, fear 9.0%"."""
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])[:k]
+    return ", ".join(f"{name} {p:.1%}" for name, p in ranked)
+
+
+def format_predictions(path: str | Path, faces: Sequence[dict], top: int = 1) -> list[str]:
     """The lines the `predict` command prints: one per face, or one saying there is none.
 
     astronaut.png: face 1 at x=177 y=66 w=95 h=95: happy 87.3%
     no face found in coffee.png
+
+    top: how many emotions each line names, most likely first (`predict --top`).
     """
     if not faces:
         return [f"no face found in {path}"]
     lines = []
     for number, face in enumerate(faces, start=1):
         x, y, w, h = face["box"]
-        where = f"x={x} y={y} w={w} h={h}"
-        lines.append(
-            f"{path}: face {number} at {where}: {face['emotion']} {face['probability']:.1%}"
-        )
+        emotions = top_emotions(face["probabilities"], top)
+        lines.append(f"{path}: face {number} at x={x} y={y} w={w} h={h}: {emotions}")
     return lines
 
 

@@ -55,7 +55,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import DataError, FerError
-from .faces import IMAGE_TYPES, MIN_FACE, Box, annotate, predict_image, webcam_frames
+from .faces import (
+    IMAGE_TYPES,
+    MIN_FACE,
+    Box,
+    annotate,
+    predict_image,
+    top_emotions,
+    webcam_frames,
+)
 from .files import atomic_write
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -440,29 +448,6 @@ class Timeline:
         with atomic_write(path) as file:
             self.plot().savefig(file, format=suffix)
         return Path(path)
-
-
-def top_emotions(probabilities: dict[str, float], k: int = 3) -> str:
-    """The k most likely emotions, most likely first: "angry 61.2%, sad 20.1%, fear 9.0%"."""
-    ranked = sorted(probabilities.items(), key=lambda item: -item[1])[:k]
-    return ", ".join(f"{name} {p:.1%}" for name, p in ranked)
-
-
-def format_faces(path: str | Path, faces: Sequence[dict], top: int = 3) -> list[str]:
-    """The lines `predict` prints for a photo: one per face with its top emotions.
-
-    astronaut.png: face 1 at x=177 y=66 w=95 h=95: happy 89.9%, neutral 4.6%, sad 2.3%
-    no face found in coffee.png
-
-    (faces.format_predictions prints the most likely emotion only.)
-    """
-    if not faces:
-        return [f"no face found in {path}"]
-    return [
-        f"{path}: face {number} at x={face['box'][0]} y={face['box'][1]} w={face['box'][2]} "
-        f"h={face['box'][3]}: {top_emotions(face['probabilities'], top)}"
-        for number, face in enumerate(faces, start=1)
-    ]
 
 
 # --- writing the annotated video ---------------------------------------------------------------
