@@ -70,9 +70,11 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "04_train_3class",
-        "Dataset, DataLoader and the in-memory FaceLoader; the training step by hand; the "
-        "course's recipe and the fast one side by side; `train_three_class_model` with its log "
-        "lines; training curves with balanced accuracy, and overfitting; `face_expression.pth`",
+        "Dataset, DataLoader, Lecture B's ImageFolder helper and the in-memory FaceLoader; the "
+        "training step, one epoch and validation written by the learner; the training loop with "
+        "the handout's log lines, keeping the best epoch, `face_expression.pth`; `fit`, the same "
+        "loop with checkpoints and resuming; the course's recipe and the fast one side by side; "
+        "training curves with balanced accuracy, and overfitting; `weights_only=True`",
         456,
     ),
     Lesson(
