@@ -8,6 +8,8 @@ model called class j. The diagonal holds the correct predictions.
     recall_i    = cm[i, i] / (row i sum)      of all true i, how many were found
     accuracy    = trace / N                   all correct over all images
 
+wilson_interval says how uncertain such a share is when it was measured on few images.
+
 The course handout calls precision the per-class "accuracy". A score whose
 denominator is zero (a class never predicted, or absent from the labels) is
 0.0, as in scikit-learn with `zero_division=0`.
@@ -15,7 +17,9 @@ denominator is zero (a class never predicted, or absent from the labels) is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -74,6 +78,32 @@ def accuracy(cm: np.ndarray) -> float:
     """Correct predictions over all predictions: trace / N."""
     cm = _check_cm(cm, nonempty=True)
     return float(np.trace(cm) / cm.sum())
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high): Wilson's score interval for a share of `successes` out of `n` trials.
+
+    How uncertain an accuracy or a recall measured on n images is: if each image is
+    right with some unknown probability p, the interval covers p in about `confidence`
+    of all samples of n images. Unlike p +- z * sqrt(p (1 - p) / n), it stays within
+    0..1 and is not empty for 0 or n successes (Wilson 1927; Brown, Cai & DasGupta 2001
+    recommend it for small n). With z the normal quantile of (1 + confidence) / 2:
+
+        centre = (p + z^2 / 2n) / (1 + z^2 / n)
+        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2)
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1 image, got {n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n = {n}, got {successes}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    shrink = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / shrink
+    half = z / shrink * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def balanced_accuracy(cm: np.ndarray) -> float:

@@ -17,8 +17,10 @@ from fer_helpers.exercises import ExerciseError, NotDoneYet
 from fer_helpers.exercises.evaluation import (
     check_batch_accuracy,
     check_confusion_matrix,
+    check_measured_on_validation,
     check_precision,
     check_recall,
+    check_remeasure,
     check_train_one_batch,
     check_weighted_recall,
 )
@@ -69,6 +71,26 @@ def weighted_recall(recall, weights):
     return float(np.average(recall, weights=weights))
 
 
+def remeasure(model, data, class_names, channels, split="validation", **options):
+    """Every face of a split through the model, in eval mode and without gradients."""
+    faces = data.dataset(split, class_names, channels=options.get("as_channels", channels))
+    loader = torch.utils.data.DataLoader(
+        faces, batch_size=options.get("batch_size", 4), shuffle=options.get("shuffle", False)
+    )
+    if options.get("eval", True):
+        model.eval()
+    y_true, y_pred = [], []
+    with torch.set_grad_enabled(not options.get("no_grad", True)):
+        for x, y in loader:
+            scores = model(x)
+            y_pred.append(scores if options.get("scores") else scores.argmax(dim=1))
+            y_true.append(y)
+            if options.get("one_batch"):
+                break
+    y_true, y_pred = torch.cat(y_true).numpy(), torch.cat(y_pred).detach().numpy()
+    return (y_pred, y_true) if options.get("swapped") else (y_true, y_pred)
+
+
 def stub(*args):
     raise NotDoneYet("exercise")
 
@@ -82,6 +104,7 @@ def stub(*args):
         (check_precision, precision_per_class, 4),
         (check_recall, recall_per_class, 4),
         (check_weighted_recall, weighted_recall, 4),
+        (check_remeasure, remeasure, 2),
     ],
 )
 def test_right_answers_pass_and_stubs_stay_not_done(checker, right, checks, capsys):
@@ -281,3 +304,81 @@ def test_a_checker_refuses_a_function_that_changes_the_matrix():
 def test_weighted_recall_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_weighted_recall(wrong)
+
+
+# --- notebook 05: the bonus, measured again on validation ----------------------------------
+
+
+def test_remeasure_accepts_a_shuffled_loader_and_fer_helpers_predict(capsys):
+    from fer_helpers.exercises.references import remeasure as reference
+
+    check_remeasure(lambda m, d, c, ch: remeasure(m, d, c, ch, shuffle=True))
+    check_remeasure(reference)
+    assert capsys.readouterr().out.count("passed all 2 checks") == 2
+
+
+def _first_faces_of_training(model, data, class_names, channels):
+    """As many training faces as validation has: the right count, the wrong faces."""
+    count = len(data.dataset("validation", class_names, channels=channels))
+    faces = data.dataset("train", class_names, channels=channels)
+    model.eval()
+    with torch.no_grad():
+        x = torch.stack([faces[i][0] for i in range(count)])
+        return faces.targets[:count].numpy(), model(x).argmax(dim=1).numpy()
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, split="train"), "the training split's"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, split="test"), "keep test for the very end"),
+        (_first_faces_of_training, "but not the validation split's"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, one_batch=True), "measure every one"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, eval=False), r"call model.eval\(\)"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, no_grad=False), r"torch.no_grad\(\)"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, as_channels=3), "channels=channels"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, swapped=True), "in that order"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch, scores=True), r"argmax\(dim=1\)"),
+        (lambda m, d, c, ch: remeasure(m, d, c, ch)[0], "return two arrays"),
+        (lambda m, d, c, ch: {"y_true": 0}, "return two arrays"),
+        (lambda m, d, c, ch: (remeasure(m, d, c, ch)[0],) * 2, "do not pair"),
+        (lambda m, d, c, ch: 7, "return two arrays"),
+    ],
+)
+def test_remeasure_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_remeasure(wrong)
+
+
+def test_remeasure_never_running_the_model_is_named():
+    def no_model(model, data, class_names, channels):
+        faces = data.dataset("validation", class_names, channels=channels)
+        return faces.targets.numpy(), faces.targets.numpy()
+
+    with pytest.raises(ExerciseError, match="never ran the model"):
+        check_remeasure(no_model)
+
+
+def test_the_bonus_results_must_cover_the_validation_faces_and_differ(capsys):
+    from dataclasses import replace
+
+    from fer_helpers.data import load_synthetic
+    from fer_helpers.recipes import COURSE
+
+    data = load_synthetic(tiny=True)
+    names = ["happy", "neutral", "sad"]
+    validation = data.dataset("validation", names).targets.numpy()
+    training = data.dataset("train", names).targets.numpy()
+    right = {"before": (validation, validation), "after": (validation, np.zeros_like(validation))}
+    recipes = (COURSE, replace(COURSE, name="changed", dropout=0.5))
+    check_measured_on_validation(right, data, names, recipes)
+    assert "measured on validation: before, after, each on all 12" in capsys.readouterr().out
+    on_training = {"before": right["before"], "after": (training, training)}
+    with pytest.raises(ExerciseError, match="'after' result measured .* the training split's"):
+        check_measured_on_validation(on_training, data, names)
+    other_mix = {"before": (np.zeros_like(validation), validation)}
+    with pytest.raises(ExerciseError, match="faces per class"):
+        check_measured_on_validation(other_mix, data, names)
+    renamed_only = (COURSE, replace(COURSE, name="after"))
+    with pytest.raises(ExerciseError, match="recipes before and after are the same"):
+        check_measured_on_validation(right, data, names, renamed_only)

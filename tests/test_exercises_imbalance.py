@@ -6,6 +6,8 @@ of the references inside the checkers; each wrong answer is a mistake learners m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import assert_checker_contract
@@ -139,3 +141,25 @@ def test_f1_checker_names_the_mistake(mistake):
     wrong, message = F1_MISTAKES[mistake]
     with pytest.raises(ExerciseError, match=message):
         check_f1(wrong)
+
+
+def f1_as_the_hint_says(cm, out=lambda a: np.zeros(len(a))):
+    """F1 written as notebook 06's hint says, on the integer matrix the checker passes."""
+    hits = np.diag(cm)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(hits, predicted, out=out(hits), where=predicted > 0)
+    recall = np.divide(hits, actual, out=out(hits), where=actual > 0)
+    both = precision + recall
+    return np.divide(2 * precision * recall, both, out=out(hits), where=both > 0)
+
+
+def test_the_notebooks_f1_hint_works_on_integer_matrices_and_zeros_like_is_explained(capsys):
+    check_f1(f1_as_the_hint_says)
+    assert "passed all 3 checks" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match=r"cm = np.asarray\(cm, dtype=float\)"):
+        check_f1(lambda cm: f1_as_the_hint_says(cm, out=np.zeros_like))
+    hint = "out=np.zeros(len(a)), where=b > 0)"
+    notebook = (
+        Path(__file__).resolve().parents[1] / "notebooks/06_seven_classes_and_imbalance.ipynb"
+    )
+    assert hint in notebook.read_text(encoding="utf-8")  # the hint the learner reads

@@ -253,3 +253,26 @@ def test_format_confusion_puts_the_true_class_in_rows_and_the_prediction_in_colu
     assert rows == {"happy": [2, 1, 0], "fear": [0, 0, 0], "sad": [2, 0, 0]}
     reference = skm.confusion_matrix(y_true, y_pred).tolist()
     assert rows == dict(zip(["happy", "fear", "sad"], reference))
+
+
+def test_wilson_interval_by_hand_and_against_scipy() -> None:
+    # 7 of 10, z = 1.959964: centre (0.7 + 0.19207) / 1.38415 = 0.64449,
+    # half 1.95996 / 1.38415 * sqrt(0.021 + 0.0096036) = 0.24772 (worked by hand).
+    low, high = metrics.wilson_interval(7, 10)
+    assert low == pytest.approx(0.39678, abs=1e-5) and high == pytest.approx(0.89221, abs=1e-5)
+    from scipy.stats import binomtest
+
+    for k, n, confidence in [(0, 32, 0.95), (24, 32, 0.95), (32, 32, 0.9), (1530, 2155, 0.99)]:
+        expected = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        got = metrics.wilson_interval(k, n, confidence)
+        assert got == pytest.approx((expected.low, expected.high), abs=1e-9)
+
+
+def test_wilson_interval_shrinks_with_more_images_and_refuses_nonsense() -> None:
+    small, large = metrics.wilson_interval(24, 32), metrics.wilson_interval(1500, 2000)
+    assert small[0] < 0.75 < small[1] and large[0] < 0.75 < large[1]
+    assert large[1] - large[0] < (small[1] - small[0]) / 5  # sqrt(2000 / 32) is about 8
+    assert metrics.wilson_interval(0, 5)[0] == 0.0 and metrics.wilson_interval(5, 5)[1] == 1.0
+    for k, n, confidence in [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95), (2, 5, 1.0)]:
+        with pytest.raises(ValueError):
+            metrics.wilson_interval(k, n, confidence)

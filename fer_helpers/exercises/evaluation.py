@@ -9,7 +9,8 @@ predicted, ... A NotDoneYet from an unfinished exercise passes through untouched
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -364,3 +365,220 @@ def check_weighted_recall(weighted_recall: Callable[[np.ndarray, np.ndarray], An
             raise ExerciseError(f"{what} = {got:g}: return a fraction 0..1, not a percentage")
         expect_close(got, expected, what)
     passed(name, len(cases))
+
+
+# --- notebook 05: Lecture B's bonus, a change measured again on validation ------------------
+
+
+class _Spy(nn.Module):
+    """A stand-in model that notes what it is shown: every batch, its mode, and gradients.
+
+    Its scores are a fixed random linear function of the pixels, so that different faces get
+    different predictions and the checker can tell which faces were measured.
+    """
+
+    def __init__(self, channels: int, num_classes: int, seed: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        weight = torch.randn(num_classes, channels * 48 * 48, generator=generator)
+        self.weight = nn.Parameter(weight)
+        self.seen: list[torch.Tensor] = []
+        self.training_mode: list[bool] = []
+        self.gradients: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().cpu().clone())
+        self.training_mode.append(self.training)
+        self.gradients.append(torch.is_grad_enabled())
+        channels = self.weight.shape[1] // (48 * 48)
+        if x.dim() != 4 or x.shape[1:] != (channels, 48, 48):
+            raise ExerciseError(
+                f"remeasure gave a {channels}-channel model batches of shape {tuple(x.shape)}: "
+                f"build the faces with channels=channels, as the model was trained"
+            )
+        return x.flatten(1) @ self.weight.T
+
+
+def _checker_faces(seed: int) -> Any:
+    """A small FaceData with train, validation and test splits of all seven emotions.
+
+    The splits have different sizes and different faces, so the count and the identity of
+    the faces a function measured say which split it was.
+    """
+    from ..data import FaceData, FaceSplit
+
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, per_class in (("train", 5), ("validation", 3), ("test", 2)):
+        labels = rng.permutation(np.repeat(np.arange(7), per_class))
+        images = rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8)
+        ids = np.array([f"{name}-{i}" for i in range(len(labels))])
+        splits[name] = FaceSplit(name, images, labels, ids)
+    return FaceData(splits, source="synthetic", layout="the checker's faces")
+
+
+def _keys(x: torch.Tensor) -> np.ndarray:
+    """One number per face (a fixed random projection of its pixels), sorted: equal for the
+    same faces in any order."""
+    flat = x.flatten(1).double()
+    probe = torch.randn(flat.shape[1], generator=torch.Generator().manual_seed(9), dtype=flat.dtype)
+    return np.sort((flat @ probe).numpy())
+
+
+def _labels_pair(result: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) from the learner's result, with a sentence if it is something else."""
+    if isinstance(result, dict) or not isinstance(result, tuple | list) or len(result) != 2:
+        raise ExerciseError(
+            f"{what} returned {type(result).__name__}: return two arrays, "
+            "(true labels, predicted labels), one entry per validation face"
+        )
+    y_true, y_pred = (np.asarray(_as_array(v)) for v in result)
+    if y_pred.ndim == 2:
+        raise ExerciseError(
+            f"{what} returned scores of shape {y_pred.shape} as its predictions: return the "
+            "predicted class of each face, scores.argmax(dim=1)"
+        )
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape:
+        raise ExerciseError(
+            f"{what} returned labels of shapes {y_true.shape} and {y_pred.shape}: expected two "
+            "1-D arrays of the same length, one entry per face"
+        )
+    return y_true.astype(np.int64), y_pred.astype(np.int64)
+
+
+def _which_split(count: int, data: Any, class_names: Any, channels: int) -> str:
+    """'training', 'test' or '' for a number of faces, in the words of a message."""
+    for split, words in (("train", "training"), ("test", "test")):
+        if split in data.splits and count == len(data.dataset(split, class_names, channels)):
+            return words
+    return ""
+
+
+def _wrong_faces(count: int, data: Any, class_names: Any, channels: int, what: str) -> str:
+    expected = len(data.dataset("validation", class_names, channels))
+    split = _which_split(count, data, class_names, channels)
+    if split == "training":
+        return (
+            f"{what} measured {count} faces, the training split's: a model is measured on faces "
+            f"it never learned from, the {expected} of data.dataset('validation', ...)"
+        )
+    if split == "test":
+        return (
+            f"{what} measured {count} faces, the test split's: keep test for the very end and "
+            f"choose between changes on validation, its {expected} faces"
+        )
+    return (
+        f"{what} measured {count} faces, but the validation split has {expected} of these "
+        "classes: measure every one of them, each once"
+    )
+
+
+@checker
+def check_remeasure(remeasure: Callable[..., Any]) -> None:
+    """Check remeasure(model, data, class_names, channels) -> (y_true, y_pred) on validation.
+
+    On a small set of made-up faces with a stand-in model that notes what it is shown: the
+    model must see every validation face once (not the training or test faces), in evaluation
+    mode and without gradients, and the labels returned must be the true classes of those
+    faces and the model's predictions for them.
+    """
+    name = "remeasure"
+    cases = [(("happy", "neutral", "sad"), 3, 11), (("angry", "fear", "happy", "surprise"), 1, 12)]
+    for names, channels, seed in cases:
+        faces = _checker_faces(seed)
+        spy = _Spy(channels, len(names), seed)
+        spy.train()  # as a model comes out of training: measuring must switch it to eval
+        what = f"{name}(model, data, {list(names)}, channels={channels})"
+        result = call(remeasure, spy, faces, list(names), channels, name=name)
+        validation = faces.dataset("validation", names, channels)
+        y_true, y_pred = _labels_pair(result, what)
+        if not spy.seen:
+            raise ExerciseError(f"{what} never ran the model: call model(x) on every batch")
+        seen = torch.cat(spy.seen)
+        if seen.shape[1:] != (channels, 48, 48):
+            raise ExerciseError(
+                f"{what} gave the model batches of shape {tuple(seen.shape)}: build the faces "
+                f"with channels=channels ({channels}), as the model was trained"
+            )
+        if len(seen) != len(validation):
+            raise ExerciseError(_wrong_faces(len(seen), faces, names, channels, what))
+        expected_x = torch.stack([validation[i][0] for i in range(len(validation))])
+        if not np.allclose(_keys(seen), _keys(expected_x), rtol=1e-6, atol=1e-6):
+            raise ExerciseError(
+                f"{what} showed the model {len(seen)} faces, but not the validation split's: "
+                "use data.dataset('validation', class_names, channels=channels)"
+            )
+        if any(spy.training_mode):
+            raise ExerciseError(
+                f"{what} ran the model in training mode: call model.eval() first (dropout and "
+                "batch norm then behave as they should when measuring)"
+            )
+        if any(spy.gradients):
+            raise ExerciseError(
+                f"{what} recorded gradients: predict under torch.no_grad() (faster, less memory)"
+            )
+        with torch.no_grad():
+            scores = spy.weight.detach()
+            expected_pred = (expected_x.flatten(1) @ scores.T).argmax(dim=1).numpy()
+        k = len(names)
+        expected_cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(expected_cm, (validation.targets.numpy(), expected_pred), 1)
+        if len(y_true) != len(validation):
+            raise ExerciseError(
+                f"{what} returned {len(y_true)} labels: expected one per validation face, "
+                f"{len(validation)}"
+            )
+        if min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= k:
+            raise ExerciseError(f"{what} returned a label outside the class numbers 0..{k - 1}")
+        got_cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(got_cm, (y_true, y_pred), 1)
+        if np.array_equal(got_cm, expected_cm):
+            continue
+        if np.array_equal(got_cm, expected_cm.T):
+            raise ExerciseError(
+                f"{what}: return (true labels, predicted labels) in that order, not the reverse"
+            )
+        raise ExerciseError(
+            f"{what}: the labels do not pair each validation face's true class with the "
+            "model's prediction for it (scores.argmax(dim=1)), batch by batch in the same order"
+        )
+    passed(name, len(cases))
+
+
+def check_measured_on_validation(
+    results: dict[str, Any],
+    data: Any,
+    class_names: Any,
+    recipes: Sequence[Any] = (),
+) -> None:
+    """The notebook's own measurements of the bonus: each on the validation split's faces.
+
+    results maps a name ("before", "after") to (y_true, y_pred). Each must hold one label per
+    validation face of these classes, with the validation split's number of faces per class:
+    not the training faces the models learned from, nor the test faces. recipes, if given,
+    must differ in at least one setting (a change was made). Raises ExerciseError with a
+    sentence; else prints one line saying what was measured.
+    """
+    if recipes:
+        settings = [{k: v for k, v in asdict(r).items() if k != "name"} for r in recipes]
+        if all(s == settings[0] for s in settings[1:]):
+            raise ExerciseError(
+                "the recipes before and after are the same: change one setting of the 'after' "
+                "recipe (dataclasses.replace(before, dropout=0.5), say) and run again"
+            )
+    validation = data.dataset("validation", class_names)
+    for label, result in results.items():
+        what = f"the {label!r} result"
+        y_true, _ = _labels_pair(result, what)
+        if len(y_true) != len(validation):
+            raise ExerciseError(_wrong_faces(len(y_true), data, class_names, 3, what))
+        counts = np.bincount(y_true, minlength=len(class_names))
+        if not np.array_equal(counts, validation.class_counts()):
+            raise ExerciseError(
+                f"{what} has {counts.tolist()} faces per class, the validation split "
+                f"{validation.class_counts().tolist()}: measure on the validation split"
+            )
+    print(
+        f"measured on validation: {', '.join(results)}, each on all {len(validation):,} "
+        f"faces of {', '.join(class_names)}"
+    )

@@ -132,9 +132,19 @@ def check_f1(function: Callable) -> None:
     """per-class F1 from a confusion matrix: 2 P R / (P + R), 0 where P = R = 0."""
     cases = [UNBALANCED, SEVEN, ABSENT]
     for cm in cases:
-        got = np.asarray(call(function, cm.copy()), dtype=float)
-        expected = f1_per_class(cm)
         what = f"F1 per class of {cm.tolist()}"
+        try:
+            got = np.asarray(call(function, cm.copy()), dtype=float)
+        except TypeError as error:  # numpy's UFuncTypeError: a fraction into an integer array
+            if "Cannot cast ufunc" not in str(error):
+                raise
+            raise ExerciseError(
+                f"{what} failed with {error}: the confusion matrix holds integers, so an out "
+                "array made with np.zeros_like of it is an integer array too and cannot take "
+                "fractions; give np.divide out=np.zeros(len(a)), or convert the matrix first, "
+                "cm = np.asarray(cm, dtype=float)"
+            ) from None
+        expected = f1_per_class(cm)
         if got.shape != expected.shape:
             raise ExerciseError(
                 f"{what}: expected one F1 per class, shape {expected.shape}, got {got.shape}"

@@ -207,7 +207,7 @@ def si100_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.fc2(self.act4(self.fc1(torch.flatten(x, start_dim=1))))
 
 
-# --- 04: one training step, the accuracy of a batch ------------------------------------------
+# --- 04: one training step, the accuracy of a batch, one epoch, validation -----------------
 
 
 @reference("train_one_batch")
@@ -228,6 +228,48 @@ def train_one_batch(
 @reference("batch_accuracy")
 def batch_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+@reference("train_one_epoch")
+def train_one_epoch(
+    model: nn.Module,
+    loader: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    device: str | torch.device,
+    epoch: int,
+    epochs: int,
+    log_every: int,
+) -> float:
+    """One epoch in training mode, the course's log line every log_every batches; the mean
+    loss per image."""
+    model.train()
+    total, loss_sum, seen = len(loader), 0.0, 0
+    for k, (x, y) in enumerate(loader, start=1):
+        x, y = x.to(device), y.to(device)
+        loss = train_one_batch(model, loss_fn, optimizer, x, y)
+        loss_sum, seen = loss_sum + loss * len(y), seen + len(y)
+        if k % log_every == 0:
+            step = (epoch - 1) * total + k  # batches since training began
+            print(f"Epoch: {epoch}/{epochs}, Batch: {step}, {k}/{total}, loss: {loss:.4f}")
+    return loss_sum / seen
+
+
+@reference("evaluate")
+def evaluate(
+    model: nn.Module, loader: Any, loss_fn: Callable[..., torch.Tensor], device: str | torch.device
+) -> tuple[float, float]:
+    """(mean loss per image, accuracy) over a loader, in evaluation mode, without gradients."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            scores = model(x)
+            loss_sum += loss_fn(scores, y).item() * len(y)
+            correct += (scores.argmax(dim=1) == y).sum().item()
+            seen += len(y)
+    return loss_sum / seen, correct / seen
 
 
 # --- 05: the metrics by hand -----------------------------------------------------------------
@@ -252,6 +294,18 @@ def recall_per_class(cm: np.ndarray) -> np.ndarray:
 def weighted_recall(recall: np.ndarray, weights: np.ndarray) -> float:
     weights = np.asarray(weights, dtype=np.float64)
     return float((weights * np.asarray(recall, dtype=np.float64)).sum() / weights.sum())
+
+
+@reference("remeasure")
+def remeasure(
+    model: nn.Module, data: Any, class_names: Any, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    from ..data import FaceLoader
+    from ..inference import predict as predict_faces
+
+    faces = data.dataset("validation", class_names, channels=channels)
+    y_true, y_pred, _ = predict_faces(model, FaceLoader(faces, batch_size=256))
+    return y_true, y_pred
 
 
 # --- 06: F1, class weights, balanced accuracy ------------------------------------------------
