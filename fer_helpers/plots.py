@@ -70,9 +70,21 @@ def use_course_style() -> None:
 
 @contextmanager
 def course_style() -> Iterator[None]:
-    """Draw the figures made inside this `with` block in the course's style."""
-    with mpl.rc_context(COURSE_STYLE):
-        yield
+    """Draw the figures made inside this `with` block in the course's style.
+
+    Only the style is undone afterwards. Jupyter turns matplotlib's interactive mode on
+    when a notebook makes its first figure; were that inside this block and undone with
+    the style, no later figure of the notebook would show (nor reach the site).
+    """
+    interactive = mpl.is_interactive()
+    try:
+        with mpl.rc_context(COURSE_STYLE):
+            try:
+                yield
+            finally:
+                interactive = mpl.is_interactive()
+    finally:
+        mpl.interactive(interactive)
 
 
 def styled(draw: F) -> F:
@@ -84,7 +96,6 @@ def styled(draw: F) -> F:
             return draw(*args, **kwargs)
 
     return in_style  # type: ignore[return-value]
-
 
 
 @styled

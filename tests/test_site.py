@@ -8,6 +8,7 @@ opens the pages built from the executed series in Chromium.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from fer_helpers.synthetic import SYNTHETIC_NOTICE
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+FIGURE_ALT = "A red square, the 'figure' of a small test lesson: nothing to notice"
 
 
 def png(size: int = 8) -> str:
@@ -61,8 +63,12 @@ def progress_widget(model: str, value: float, total: float) -> tuple[dict, dict]
     return output, state
 
 
-def executed_notebook(title: str = "# 01 · A lesson", printed: str = "") -> nbformat.NotebookNode:
-    """A small notebook with the outputs an executed one has: text, a figure, math, a widget."""
+def executed_notebook(
+    title: str = "# 01 · A lesson", printed: str = "", alt: str | None = FIGURE_ALT
+) -> nbformat.NotebookNode:
+    """A small notebook with the outputs an executed one has: text, a figure, math, a widget.
+
+    The figure's cell describes it in an `# alt:` comment, unless alt is None."""
     bar, state = progress_widget("m1", 81, 81)
     explorer = new_output(
         "display_data",
@@ -82,7 +88,8 @@ def executed_notebook(title: str = "# 01 · A lesson", printed: str = "") -> nbf
             ),
             new_markdown_cell("## A figure"),
             new_code_cell(
-                "plot()", outputs=[new_output("display_data", data={"image/png": png()})]
+                (f"# alt: {alt}\n" if alt else "") + "plot()",
+                outputs=[new_output("display_data", data={"image/png": png()})],
             ),
             new_code_cell("fit()", outputs=[bar]),
             new_code_cell("explore()", outputs=[explorer]),
@@ -102,10 +109,14 @@ def executed_notebook(title: str = "# 01 · A lesson", printed: str = "") -> nbf
 
 
 def write_series(folder: Path, executed: Path, printed: str = "") -> list[Path]:
-    """Two source notebooks (without outputs) and their executed copies."""
+    """Two source notebooks (without outputs) and their executed copies; 99's figure has no
+    alt text."""
     sources = []
-    for stem, title in (("01_setup_and_data", "# 01 · Setup"), ("99_extra", "# 99 · Extra")):
-        ran = executed_notebook(title, printed)
+    for stem, title, alt in (
+        ("01_setup_and_data", "# 01 · Setup", FIGURE_ALT),
+        ("99_extra", "# 99 · Extra", None),
+    ):
+        ran = executed_notebook(title, printed, alt)
         clean = json.loads(json.dumps(ran))
         for cell in clean["cells"]:
             if cell["cell_type"] == "code":
@@ -338,6 +349,24 @@ def test_pages_have_navigation_and_decks_the_projector_settings(built):
     assert "--jp-content-font-size1: 26px" in deck
     # the subslide tag given after the run reached the deck: one <section> per slide
     assert deck.count("<section") == 3
+
+
+def figure_alts(page: str) -> list[str]:
+    """The alt text of every figure (an <img> of a data: PNG) on a page or deck."""
+    images = re.findall(r"<img [^>]*src=\"data:image/png[^>]*>", page)
+    return [html.unescape(re.search(r'alt="([^"]*)"', image)[1]) for image in images]
+
+
+def test_figures_carry_the_alt_text_their_cells_give(built):
+    for name in ("01_setup_and_data.html", "slides/01_setup_and_data.slides.html"):
+        assert figure_alts((built.site / name).read_text()) == [FIGURE_ALT], name
+    # a figure whose cell gives none says where it comes from, on the page and in the deck
+    for name in ("99_extra.html", "slides/99_extra.slides.html"):
+        page = (built.site / name).read_text()
+        assert figure_alts(page) == [
+            "A figure from notebook 99_extra, cell 3 (no description was written)"
+        ], name
+        assert "No description has been provided" not in page  # nbconvert's own
 
 
 # --- the live demo (course/demo.py) -------------------------------------------------------

@@ -11,10 +11,22 @@ of a room: 16:9 at 1280x720, large fonts, slide numbers, tall slides scroll.
 
 Interactive widgets need a running kernel, so a page shows what they showed
 last instead: a progress bar's final line, or a note to open the notebook.
+
+Every figure carries alt text, written in the cell that draws it as a comment the
+learner reads like any other (see alt_texts):
+
+    # alt: Training and validation loss per epoch, falling together at first; the
+    #      validation loss then flattens and turns up while the training loss falls.
+    fig = plots.training_curves(history)
+
+A cell with several figures has an `# alt:` line per figure, in order (the last one
+serves the rest: a loop's figures); a figure whose cell has none says which cell it
+comes from. tests/test_alt_text.py fails on a cell that draws without one (drawing_cells).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import html
 import json
@@ -33,6 +45,13 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 TINY_MARK = "[FER_TINY"  # what FaceData.describe() prints in tiny mode
 SYNTHETIC_MARK = SYNTHETIC_NOTICE.split(":")[0]  # "SYNTHETIC DATA"
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")  # what nbconvert shows as <img>
+ALT_KEY = "fer_alt"  # the alt text, in an image output's metadata on its way to the template
+_ALT = re.compile(r"^\s*#\s*alt:\s*(.*?)\s*$")
+_ALT_MORE = re.compile(r"^\s*#\s{2,}(\S.*?)\s*$")  # a continuation: indented after the #
+NOT_DRAWING = frozenset({"use_course_style", "course_style"})  # plots.* that draw nothing
+_DRAWER_NAME = re.compile(r"^(plot_\w+|\w+_(grid|map|panel|plot|heatmap|curves|histograms))$")
 
 SLIDES = {  # the deck's settings (nbconvert's SlidesExporter options)
     "reveal_theme": "white",  # dark text on white: readable on a washed-out projector
@@ -107,6 +126,13 @@ MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFon
 {%- endblock html_head_js_mathjax -%}
 """
 
+# A figure's <img> as nbconvert writes it, with the alt text its cell gives (with_alt).
+ALT_BLOCKS = """
+{%- block data_png scoped -%}{{ super() | fer_alt(output) }}{%- endblock data_png -%}
+{%- block data_jpg scoped -%}{{ super() | fer_alt(output) }}{%- endblock data_jpg -%}
+{%- block data_svg scoped -%}{{ super() | fer_alt(output) }}{%- endblock data_svg -%}
+"""
+
 PAGE_TEMPLATE = (
     "{%- extends 'index.html.j2' -%}"
     + NO_CDN_BLOCKS
@@ -116,6 +142,7 @@ PAGE_TEMPLATE = (
 {%- endblock html_head_css -%}
 {%- block body_header -%}{{ super() }}{{ resources.fer_nav }}{%- endblock body_header -%}
 """
+    + ALT_BLOCKS
 )
 
 SLIDES_TEMPLATE = (
@@ -127,6 +154,7 @@ SLIDES_TEMPLATE = (
 {%- endblock html_head_css -%}
 {%- block footer_js -%}{{ resources.fer_js }}{%- endblock footer_js -%}
 """
+    + ALT_BLOCKS
 )
 
 PAGE_CSS = """
@@ -254,6 +282,120 @@ def static_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+def alt_texts(source: str) -> list[str]:
+    """The descriptions a code cell gives its figures: one per `# alt:` comment, in order.
+
+    A description goes on over the comment lines right after it that are indented
+    after the `#` (`#      and so on`), so a long one stays within the line length.
+    """
+    texts: list[str] = []
+    going_on = False
+    for line in source.splitlines():
+        if found := _ALT.match(line):
+            texts.append(found[1])
+            going_on = True
+        elif going_on and (found := _ALT_MORE.match(line)):
+            texts[-1] = f"{texts[-1]} {found[1]}"
+        else:
+            going_on = False
+    return [text for text in texts if text]
+
+
+def _draws(nodes: list[ast.AST], drawers: set[str]) -> bool:
+    """Whether code that runs (function bodies left out) calls something that draws."""
+    for statement in nodes:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for node in ast.walk(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            function = node.func
+            if isinstance(function, ast.Name):
+                name = function.id
+                if name == "Image" or name in drawers or _DRAWER_NAME.match(name):
+                    return True
+            elif isinstance(function, ast.Attribute):
+                owner, name = function.value, function.attr
+                if isinstance(owner, ast.Name) and owner.id == "plt":
+                    return True
+                if isinstance(owner, ast.Name) and owner.id == "plots":
+                    if name not in NOT_DRAWING:
+                        return True
+                elif name in ("plot", "imshow") or _DRAWER_NAME.match(name):
+                    return True  # df.plot(), timeline.plot(), ax.imshow(), ...
+                elif isinstance(owner, ast.Attribute) and owner.attr == "plot":
+                    return True  # df.plot.bar()
+    return False
+
+
+def drawing_cells(notebook: nbformat.NotebookNode | dict) -> list[int]:
+    """The indices of the code cells that draw a figure when run, judged from their code.
+
+    A cell draws when it calls matplotlib (`plt.`), the course's plots helpers, a
+    `.plot` method, a helper named like one (`*_grid`, `*_map`, `plot_*`, ...), IPython's
+    `Image`, or a function defined earlier in the notebook that does. Code inside a
+    function definition draws only when the function is called.
+    """
+    drawers: set[str] = set()
+    found = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        code = "\n".join(
+            "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+        )
+        try:
+            body = ast.parse(code).body
+        except SyntaxError:
+            continue
+        for statement in body:
+            is_function = isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+            if is_function and _draws(statement.body, drawers):
+                drawers.add(statement.name)
+        if _draws(body, drawers):
+            found.append(index)
+    return found
+
+
+def is_image(output: dict) -> bool:
+    return output.get("output_type") in ("display_data", "execute_result") and any(
+        kind in output.get("data", {}) for kind in IMAGE_TYPES
+    )
+
+
+def give_alt_text(notebook: nbformat.NotebookNode, stem: str) -> None:
+    """Put each figure's alt text in its output's metadata (ALT_KEY), in place.
+
+    The text is the cell's `# alt:` description (alt_texts), the k-th for its k-th
+    figure; a cell with more figures than descriptions (a loop) gives its last one to
+    the rest, each numbered. A figure without one says where it comes from.
+    """
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        images = [output for output in cell.get("outputs", []) if is_image(output)]
+        texts = alt_texts(cell.source)
+        for k, output in enumerate(images):
+            if not texts:
+                count = cell.get("execution_count")
+                where = f"code cell In [{count}]" if count else f"cell {index}"
+                text = f"A figure from notebook {stem}, {where} (no description was written)"
+            elif len(images) > len(texts) and k >= len(texts) - 1:
+                text = f"{texts[-1]} (figure {k + 1} of {len(images)} from this cell)"
+            else:
+                text = texts[k]
+            output.setdefault("metadata", {})[ALT_KEY] = text
+
+
+def with_alt(rendered: str, output: dict) -> str:
+    """A figure's HTML with its alt text (ALT_KEY) on the <img>; a jinja filter."""
+    text = output.get("metadata", {}).get(ALT_KEY)
+    if not text or "<img " not in rendered:
+        return rendered
+    return rendered.replace("<img ", f'<img alt="{html.escape(text, quote=True)}" ', 1)
+
+
 def take_slide_tags(executed: nbformat.NotebookNode, source: nbformat.NotebookNode) -> None:
     """Give the executed copy the source's current slide tags: retagging needs no re-run."""
     if [c.source for c in executed.cells] != [c.source for c in source.cells]:
@@ -341,12 +483,14 @@ def nav(pages: list[Page], index: int) -> str:
 def exporters() -> tuple[object, object]:
     from nbconvert import HTMLExporter, SlidesExporter
 
-    pages = HTMLExporter(template_name="lab", mathjax_url=offline.mathjax_url(""))
+    filters = {"fer_alt": with_alt}
+    pages = HTMLExporter(template_name="lab", mathjax_url=offline.mathjax_url(""), filters=filters)
     pages.raw_template = PAGE_TEMPLATE
     slides = SlidesExporter(
         template_name="reveal",
         mathjax_url=offline.mathjax_url("../"),
         reveal_url_prefix=offline.reveal_url("../"),
+        filters=filters,
         **SLIDES,
     )
     slides.raw_template = SLIDES_TEMPLATE
@@ -408,6 +552,7 @@ def build_site(sources: list[Path], executed_dir: Path, site: Path) -> Built:
     for index, (notebook, page) in enumerate(zip(notebooks, built.pages)):
         begin = time.perf_counter()
         shown = static_outputs(notebook)
+        give_alt_text(shown, page.stem)
         shown.metadata["title"] = page.title
         resources = {"metadata": {"name": page.stem}}
         body, _ = page_exporter.from_notebook_node(
