@@ -42,6 +42,7 @@ The notebooks' topics
 
 Tools
 - bench         the course's recipe and pipeline against the fast one, side by side
+- experiments   named experiments (06, 08, 11, transfer) over seeds; results files, their tables
 - cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`;
                 `--version`; `info` and `evaluate` take `--folder DIR` (folders)
 - errors        FerError and its kinds: one-line messages that name the file

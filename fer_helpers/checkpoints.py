@@ -280,15 +280,20 @@ def _as_si100(checkpoint: dict, path: str | Path) -> dict:
             f"{path} holds weights only (a plain state_dict) and they are not SI100FaceNet's"
             f" (no {err.args[0]}); save models with fer_helpers.save_checkpoint"
         ) from err
-    side = max(math.isqrt(fc1.shape[1] // 256), 1)  # fc1 sees 256 channels of side x side
+    width = conv1.shape[0]  # conv3, and so fc1's input, has 4 * width channels
+    side = max(math.isqrt(fc1.shape[1] // (4 * width)), 1)  # of side x side pixels
     arch_kwargs = {
         "num_classes": fc2.shape[0],
         "in_channels": conv1.shape[1],
         "hidden": fc1.shape[0],
         "input_size": side * 8,
     }
+    if width != 64:  # the course's; the fast recipe's is narrower
+        arch_kwargs["width"] = width
     if "bn1.weight" in state:  # trained with batch norm (recipes.FAST); dropout leaves no trace
         arch_kwargs["batch_norm"] = True
+    if "pool_before_norm_marker" in state:  # normalised after the pooling (models.SI100FaceNet)
+        arch_kwargs["pool_before_norm"] = True
     normalization = {"channels": conv1.shape[1], "scale": SCALE}  # assumed: the course's
     return {
         **checkpoint,

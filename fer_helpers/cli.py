@@ -1,4 +1,5 @@
-"""The command line: `python -m fer_helpers info | train | evaluate | bench | export | predict`.
+"""The command line: `python -m fer_helpers info | train | evaluate | bench | export | predict`;
+`experiment NAME` runs a named experiment (experiments.py).
 
 Every sub-command has --help; `python -m fer_helpers --version` names the version.
 Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +118,12 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         help=f"the model's dropout; refused by a model without one (fast: {FAST.dropout})",
     )
     recipe.add_argument(
+        "--width",
+        type=int,
+        help=f"channels of the first convolution, the next ones 2x and 4x (si100; course: 64, "
+        f"fast: {FAST.width})",
+    )
+    recipe.add_argument(
         "--per-class",
         type=int,
         metavar="N",
@@ -141,6 +149,12 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         "--centre-lr", type=float, help="learning rate of the class centres (default: 0.5)"
     )
     recipe.add_argument(
+        "--start-from",
+        metavar="WEIGHTS",
+        help="start from a trained network's weights, all but the last layer (a shipped name "
+        "or a checkpoint of the same model and input): transfer learning (default: none)",
+    )
+    recipe.add_argument(
         "--channels",
         type=int,
         choices=[1, 3],
@@ -161,6 +175,7 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         "batch-norm": "batch norm after each convolution (si100); a model built with or "
         "without it refuses the other",
         "channels-last": "channels_last memory layout (faster convolutions on CPUs)",
+        "pool-before-norm": "conv -> pool -> batch norm (si100; fast: on, course: no norm)",
         "tta": "validate on each face and its mirror image",
     }
     for flag, text in flags.items():
@@ -171,7 +186,7 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
     """The chosen recipe (--recipe, else `base`, else fast) with the settings given."""
     from dataclasses import replace
 
-    from .recipes import FAST, get_recipe
+    from .recipes import FAST, get_recipe, with_arch
 
     fields = [
         "epochs",
@@ -182,6 +197,8 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
         "schedule",
         "label_smoothing",
         "dropout",
+        "width",
+        "pool_before_norm",
         "channels",
         "precision",
         "batch_norm",
@@ -193,11 +210,12 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
         "class_weights",
         "objective",
         "centre_lr",
+        "start_from",
     ]
     changes = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
-    if args.model is not None:
-        changes["arch"] = args.model
     chosen = get_recipe(args.recipe) if args.recipe else base or FAST
+    if args.model is not None:
+        chosen = with_arch(chosen, args.model)
     recipe = replace(chosen, **changes)
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise FerError("--epochs and --batch-size must be at least 1")
@@ -433,7 +451,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="2 or more")
     ensemble.add_argument("--out", required=True, metavar="FILE.pth", help="where to write")
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="train a named experiment's variants over seeds; write its results file",
+        description="Train (or load) every variant of a named experiment with every seed, "
+        "then write its results file (command, commit, machine, seeds, per-epoch history, "
+        "per-class validation metrics, mean and spread over seeds). Resumable: run the same "
+        "command again and finished runs are loaded, an interrupted one continues.",
+    )
+    experiment.add_argument("name", nargs="?", metavar="NAME", help="the experiment (--list)")
+    experiment.add_argument("--list", action="store_true", help="list the experiments")
+    experiment.add_argument(
+        "--seeds", type=int, metavar="N", help="seeds 0..N-1 (default: the experiment's)"
+    )
+    experiment.add_argument(
+        "--epochs", type=int, metavar="E", help="a quick run: E epochs for every recipe"
+    )
+    experiment.add_argument(
+        "--per-class", type=int, metavar="K", help="a quick run: at most K faces of each class"
+    )
+    experiment.add_argument(
+        "--out", metavar="DIR", help="folder of the results file (default: fer_helpers/results)"
+    )
+    experiment.add_argument(
+        "--runs", metavar="DIR", help="where the runs are saved (default: weights/experiments/NAME)"
+    )
+    experiment.add_argument(
+        "--device", choices=["cpu", "cuda", "mps"], help="force a device (default: the best)"
+    )
+    _add_data_option(experiment)
     return parser
+
+
+def run_experiment(args: argparse.Namespace) -> None:
+    from . import experiments
+    from .data import load_data
+    from .devices import choose_device
+
+    if args.list:
+        print(experiments.describe_experiments())
+        return
+    if args.name is None:
+        known = ", ".join(experiments.EXPERIMENTS)
+        raise FerError(f"expected an experiment name ({known}) or --list")
+    experiment = experiments.get_experiment(args.name)
+    options = {"seeds": args.seeds, "epochs": args.epochs, "per_class": args.per_class}
+    command = shlex.join(["python", "-m", "fer_helpers", *args.argv])
+    data = load_data(args.data)
+    try:
+        results = experiments.run_experiment(
+            experiment,
+            data,
+            out=args.out,
+            runs=args.runs,
+            command=command,
+            device=choose_device(args.device),
+            **options,
+        )
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished runs are saved, the current one after its last epoch; "
+            "run the same command again to continue",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    print(experiments.results_table(results).to_string())
 
 
 def run_ensemble(args: argparse.Namespace) -> None:
@@ -763,6 +846,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m fer_helpers`; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as typed
     runners = {
         "info": run_info,
         "train": run_train,
@@ -771,6 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": run_export,
         "predict": run_predict,
         "ensemble": run_ensemble,
+        "experiment": run_experiment,
     }
     try:
         runners[args.command](args)

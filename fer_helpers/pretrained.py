@@ -22,7 +22,8 @@ from torch import nn
 
 from .checkpoints import load_checkpoint, load_model, save_checkpoint, scoring_tta
 from .errors import CheckpointError
-from .inference import TTA_WORDS, tta_mode
+from .inference import TTA_WORDS, scores_of, tta_mode
+from .models import input_channels
 
 SHIPPED_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
@@ -57,6 +58,54 @@ def load_pretrained(
 ) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint info) for a shipped name or a checkpoint path."""
     return load_model(resolve_weights(name_or_path), class_names=class_names, device=device)
+
+
+def output_layer(model: nn.Module, size: int = 48) -> str:
+    """The name of the model's last layer: the linear layer whose output is the class scores."""
+    outputs: dict[str, torch.Tensor] = {}
+    linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, out))
+        for n, m in linear
+    ]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            scores = scores_of(model.eval(), torch.zeros(1, input_channels(model), size, size))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    found = [n for n, out in outputs.items() if out is scores]
+    if len(found) != 1:
+        raise CheckpointError(f"{type(model).__name__} has no linear layer that gives its scores")
+    return found[0]
+
+
+def load_backbone(model: nn.Module, name_or_path: str | Path) -> list[str]:
+    """Start `model` from a trained network's weights: every layer but the last.
+
+    Transfer learning: the network (a shipped name or a checkpoint of the same architecture
+    and input, trained for other classes) gives everything it learned; the last layer, whose
+    outputs are the model's own classes, keeps its fresh weights. Returns the names of the
+    tensors left as they were (the last layer's). A network of another architecture, width
+    or input channels is refused with a CheckpointError naming the first tensor that differs.
+    """
+    path = resolve_weights(name_or_path)
+    trained = load_checkpoint(path)["model_state"]
+    last = output_layer(model) + "."
+    own = model.state_dict()
+    kept = [key for key in own if key.startswith(last)]
+    wanted = {key: value for key, value in own.items() if not key.startswith(last)}
+    for key, value in wanted.items():
+        if key not in trained or trained[key].shape != value.shape:
+            found = tuple(trained[key].shape) if key in trained else "nothing"
+            raise CheckpointError(
+                f"the weights in {path} do not fit {type(model).__name__}: {key} should be "
+                f"{tuple(value.shape)}, found {found} (same architecture and input needed)"
+            )
+    model.load_state_dict({**own, **{key: trained[key] for key in wanted}})
+    return kept
 
 
 def model_card_path(name: str) -> Path:

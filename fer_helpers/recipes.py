@@ -9,10 +9,11 @@ options, the optimizer and schedule, the objective (cross-entropy, class-weighte
 DACL's), the faces it sees (classes, faces per class, sampling, augmentation). COURSE is the
 handout's: SI100FaceNet on happy / neutral / sad, batch 32, Adam with learning
 rate 1e-3, cross-entropy, 10 epochs. FAST reaches the course's best validation
-accuracy in a fraction of its time on a laptop CPU (README has the figures):
-batch norm, a one-cycle learning rate, label smoothing, one gray input channel,
-mirrored faces, bfloat16 where the CPU computes in it, channels_last memory, and
-mirror test-time augmentation. With FER_TINY=1 (24 training images) every
+accuracy in a fraction of its time on a laptop CPU (README has the figures, from
+`bench --full`): the same network half as wide with batch norm after each pooling,
+a one-cycle learning rate with AdamW, label smoothing, one gray input channel,
+mirrored faces, bfloat16 where the CPU computes in it, and channels_last memory.
+Both are validated on one look at each face. With FER_TINY=1 (24 training images) every
 recipe trains 1 epoch. Notebook 04's weights go to weights/face_expression.pth,
 tagged by the data (see paths.weights_path), so a run on synthetic or tiny data
 never overwrites the one trained on FER2013.
@@ -40,7 +41,7 @@ from .labels import COURSE_CLASSES, parse_classes
 from .losses import LAMBDA, SCHEMES, DACLLoss, class_weights
 from .models import FEATURES, MODELS, build_model
 from .paths import weights_path
-from .pretrained import is_shipped, load_pretrained
+from .pretrained import is_shipped, load_backbone, load_pretrained
 from .train import Optimizers, fit, seed_everything
 
 COURSE_ARCH = "si100"
@@ -87,6 +88,8 @@ class TrainRecipe:
     arch: str = COURSE_ARCH  # the defaults are the handout's recipe, COURSE
     batch_norm: bool | None = None  # batch norm after the convolutions; None: as the model is
     dropout: float | None = None  # the model's dropout; None: the model's own default
+    width: int | None = None  # SI100FaceNet's conv1 channels (64); None: the model's own
+    pool_before_norm: bool | None = None  # SI100FaceNet: conv -> pool -> norm; None: as built
     channels: int = 3  # 3: gray copied to RGB as the course does; 1: gray as it is
     epochs: int = 10
     batch_size: int = COURSE_BATCH
@@ -105,6 +108,8 @@ class TrainRecipe:
     class_weights: str = "none"  # or "inverse" / "sqrt": a class-weighted loss (notebook 06)
     objective: str = "cross_entropy"  # or "center" / "dacl": losses.DACLLoss (model "dacl")
     centre_lr: float = CENTRE_LR  # the class centres' own SGD, for "center" and "dacl"
+    start_from: str | None = None  # a trained network (shipped name or checkpoint) whose
+    # weights, all but the last layer's, the model starts from (pretrained.load_backbone)
 
     def __post_init__(self) -> None:
         if self.arch == "ensemble":  # models.Ensemble holds trained models; nothing to train
@@ -135,12 +140,13 @@ class TrainRecipe:
     def model_kwargs(self) -> dict:
         """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs).
 
-        batch_norm and dropout go to the model when it takes them; a setting the model
-        cannot honour is refused with the options it takes, never dropped silently.
+        batch_norm, dropout, width and pool_before_norm go to the model when it takes them;
+        a setting the model cannot honour is refused with the options it takes, never
+        dropped silently.
         """
         kwargs: dict = {"in_channels": self.channels}
         options = model_options(self.arch)
-        for option in ("batch_norm", "dropout"):
+        for option in ("batch_norm", "dropout", "width", "pool_before_norm"):
             value = getattr(self, option)
             if value is None:
                 continue
@@ -163,7 +169,9 @@ FAST = TrainRecipe(
     name="fast",
     batch_norm=True,
     dropout=0.2,
-    epochs=3,
+    width=32,  # half the course's channels: a quarter of the convolutions' computation
+    pool_before_norm=True,  # the norm works on the pooled map, a quarter the size
+    epochs=4,
     batch_size=64,
     optimizer="adamw",
     lr=2e-3,
@@ -174,7 +182,6 @@ FAST = TrainRecipe(
     augment="flip",  # mirror half the faces; long runs shift them too, "cropflip" (model cards)
     channels_last=True,
     precision="auto",
-    tta=True,
 )
 """What converges in the fewest seconds on a laptop CPU (numbers: README, `bench`)."""
 
@@ -188,6 +195,14 @@ def get_recipe(name: str | TrainRecipe) -> TrainRecipe:
     if name not in RECIPES:
         raise FerError(f"unknown recipe {name!r}: expected one of {', '.join(RECIPES)}")
     return RECIPES[name]
+
+
+def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
+    """The recipe training another architecture: the options that shape SI100FaceNet alone
+    (width, pool_before_norm) go back to the new model's own; batch_norm and dropout stay."""
+    if arch == recipe.arch:
+        return recipe
+    return replace(recipe, arch=arch, width=None, pool_before_norm=None)
 
 
 def recipe_from_record(record: dict) -> TrainRecipe:
@@ -231,6 +246,8 @@ def build_training(
     (recipe.centre_lr), returned after the model's optimizer.
     """
     model = build_model(recipe.arch, num_classes=num_classes, **recipe.model_kwargs())
+    if recipe.start_from is not None:
+        load_backbone(model, recipe.start_from)
     if recipe.objective == "cross_entropy":
         weight = None
         if recipe.class_weights != "none":

@@ -335,3 +335,19 @@ def test_a_plain_state_dict_tells_its_input_from_its_weights(tmp_path, channels,
     assert info["normalization"] == {"channels": channels, "scale": "u8/127.5-1"}
     x = torch.randn(2, channels, input_size, input_size)
     assert torch.equal(loaded.eval()(x), model.eval()(x))
+
+
+@pytest.mark.parametrize(("width", "input_size"), [(32, 48), (8, 24), (5, 16)])
+def test_a_plain_state_dict_of_a_narrower_si100_loads_at_its_width(tmp_path, width, input_size):
+    torch.manual_seed(0)
+    model = SI100FaceNet(hidden=16, in_channels=1, input_size=input_size, width=width)
+    model.eval()
+    torch.save(model.state_dict(), tmp_path / "narrow.pth")
+    loaded, info = load_model(tmp_path / "narrow.pth", class_names=COURSE_CLASSES)
+    assert info["arch_kwargs"]["width"] == width
+    assert info["arch_kwargs"]["input_size"] == input_size  # fc1 sees 4 * width channels
+    x = torch.randn(2, 1, input_size, input_size)
+    assert torch.equal(loaded.eval()(x), model(x))
+    # the course's own width leaves no width in the arch_kwargs (the model's default)
+    torch.save(SI100FaceNet(hidden=16, input_size=16).state_dict(), tmp_path / "course.pth")
+    assert "width" not in load_model(tmp_path / "course.pth")[1]["arch_kwargs"]

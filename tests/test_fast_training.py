@@ -27,6 +27,7 @@ from fer_helpers.recipes import (
     build_training,
     get_recipe,
     train_with_recipe,
+    with_arch,
 )
 from fer_helpers.train import HISTORY_KEYS, fit, validate
 
@@ -453,15 +454,30 @@ def test_sgd_and_bad_settings():
 
 def test_model_kwargs_give_each_architecture_the_options_it_takes_and_refuse_the_rest():
     gray = dataclasses.replace(FAST, channels=1)
-    assert gray.model_kwargs() == {"in_channels": 1, "batch_norm": True, "dropout": FAST.dropout}
+    assert gray.model_kwargs() == {
+        "in_channels": 1,
+        "batch_norm": True,
+        "dropout": FAST.dropout,
+        "width": 32,
+        "pool_before_norm": True,
+    }
     assert FAST.batch_norm and FAST.model_kwargs()["in_channels"] == FAST.channels
+    # another architecture gets its own width and order back, keeps batch norm and dropout
+    gray = with_arch(gray, "si100")
+    assert gray.width == 32  # the same architecture: nothing changes
+    gray = dataclasses.replace(gray, arch="convnet5")
+    refusal = "'convnet5' cannot take pool_before_norm=True; its options: width=64"
+    with pytest.raises(FerError, match=refusal):
+        gray.model_kwargs()
+    gray = with_arch(dataclasses.replace(FAST, channels=1), "convnet5")
+    assert (gray.arch, gray.width, gray.pool_before_norm) == ("convnet5", None, None)
     assert COURSE.model_kwargs() == {"in_channels": 3}
     assert dataclasses.replace(COURSE, dropout=0.5).model_kwargs() == {
         "in_channels": 3,
         "dropout": 0.5,
     }
     # ConvNet5 always has batch norm (batch_norm=True is what it is) and takes a dropout
-    other = dataclasses.replace(gray, arch="convnet5")
+    other = gray
     assert other.model_kwargs() == {"in_channels": 1, "dropout": FAST.dropout}
     model, _, _, _ = build_training(other, 3, 1)
     assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 3)
@@ -472,6 +488,11 @@ def test_model_kwargs_give_each_architecture_the_options_it_takes_and_refuse_the
         dataclasses.replace(resnet, batch_norm=False).model_kwargs()
     with pytest.raises(FerError, match="'si100' cannot take|'dacl' cannot take dropout=0.2"):
         dataclasses.replace(FAST, arch="dacl").model_kwargs()
+    narrow = dataclasses.replace(COURSE, width=16)
+    assert narrow.model_kwargs() == {"in_channels": 3, "width": 16}
+    assert build_training(narrow, 3, 1)[0].conv3.out_channels == 64
+    with pytest.raises(FerError, match="'resnet9' cannot take width=16; its options: "):
+        dataclasses.replace(narrow, arch="resnet9").model_kwargs()
     vgg = dataclasses.replace(gray, arch="smallvgg", dropout=0.4)
     assert vgg.model_kwargs() == {"in_channels": 1, "dropout": 0.4}  # its one dropout layer
     model, _, _, _ = build_training(vgg, 7, 1)

@@ -125,6 +125,25 @@ def test_parameter_counts_match_the_formulas(channels: int, classes: int, hidden
     assert count_parameters(model) == sum(n for _, n in expected)
 
 
+@pytest.mark.parametrize(("width", "classes"), [(32, 3), (16, 7), (1, 2)])
+def test_a_narrower_si100_has_width_2x_4x_channels_and_the_formulas_parameters(width, classes):
+    model = SI100FaceNet(num_classes=classes, in_channels=1, width=width, batch_norm=True)
+    expected = [
+        ("conv1", conv_params(3, 1, width)),
+        ("bn1", 2 * width),
+        ("conv2", conv_params(3, width, 2 * width)),
+        ("bn2", 4 * width),
+        ("conv3", conv_params(3, 2 * width, 4 * width)),
+        ("bn3", 8 * width),
+        ("fc1", linear_params(4 * width * 6 * 6, 256)),
+        ("fc2", linear_params(256, classes)),
+    ]
+    assert parameters_per_layer(model) == expected
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, classes)
+    with pytest.raises(FerError, match="width=0"):
+        SI100FaceNet(width=0)
+
+
 def test_documented_total_for_the_course_model() -> None:
     # The module docstring promises these totals; keep it honest.
     assert count_parameters(SI100FaceNet(num_classes=3)) == 2_731_139

@@ -17,7 +17,13 @@ from fer_helpers.faces import sample_photo_path
 from fer_helpers.inference import TTA_WORDS, predict
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import summarize
-from fer_helpers.recipes import FAST, recipe_from_record, train_with_recipe
+from fer_helpers.recipes import (
+    FAST,
+    model_options,
+    recipe_from_record,
+    train_with_recipe,
+    with_arch,
+)
 
 MB = 1e6
 QUIET = {"progress": False, "log": lambda _: None}
@@ -36,7 +42,7 @@ def trained(tiny, tmp_path, monkeypatch):
     shipped.mkdir()
     monkeypatch.setattr(pretrained, "SHIPPED_DIR", shipped)
     path = tmp_path / "run.pth"
-    recipe = dataclasses.replace(FAST, epochs=1, batch_size=8)
+    recipe = dataclasses.replace(FAST, epochs=1, batch_size=8, tta=True)
     train_with_recipe(recipe, tiny, path, device="cpu", progress=False, log=lambda _: None)
     return path
 
@@ -86,7 +92,7 @@ def test_the_model_card_holds_data_recipe_command_time_and_scores(trained, tiny)
     card = pretrained.model_card_path("si100-3class").read_text()
     model, info = pretrained.load_pretrained("si100-3class")
     loader = FaceLoader(tiny.dataset("validation", COURSE_CLASSES, channels=FAST.channels), 64)
-    y_true, y_pred, _ = predict(model, loader, tta=True)  # the fast recipe validates with TTA
+    y_true, y_pred, _ = predict(model, loader, tta=True)  # the recipe validated with TTA
     assert summary == summarize(y_true, y_pred, COURSE_CLASSES)
     assert command in card and json.dumps(info["extra"]["recipe"]) in card
     assert f"**{summary['accuracy']:.2%}**" in card
@@ -134,7 +140,12 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     monkeypatch.setenv("FER_TINY", "1")
     run = tmp_path / "seven.pth"
     recipe = dataclasses.replace(
-        FAST, arch="smallvgg", channels=1, epochs=1, batch_size=8, augment="cropflip"
+        with_arch(FAST, "smallvgg"),
+        channels=1,
+        epochs=1,
+        batch_size=8,
+        augment="cropflip",
+        tta=True,
     )
     train_with_recipe(recipe, tiny, run, classes=EMOTIONS, device="cpu", **QUIET)
     command = "python -m fer_helpers train ..."
@@ -179,7 +190,7 @@ def test_an_ensemble_ships_with_a_card_for_every_member(
 ):
     monkeypatch.setenv("FER_TINY", "1")  # evaluate's synthetic faces: the tiny set scored here
     other = tmp_path / "other.pth"
-    recipe = dataclasses.replace(FAST, epochs=2, batch_size=8, augment="flip")
+    recipe = dataclasses.replace(FAST, epochs=2, batch_size=8, augment="flip", tta=True)
     train_with_recipe(recipe, tiny, other, seed=7, device="cpu", **QUIET)
     both = tmp_path / "both.pth"
     assert main(["ensemble", str(trained), str(other), "--out", str(both)]) == 0
@@ -232,6 +243,13 @@ def test_the_cards_train_commands_rebuild_the_recipes_the_shipped_weights_record
     ]
     extra = load_checkpoint(pretrained.resolve_weights(name))["extra"]
     recorded = [m["recipe"] for m in extra["members"]] if "members" in extra else [extra["recipe"]]
-    # A recipe recorded before a field existed trained with that field's default.
-    assert commands and from_card == [dataclasses.asdict(recipe_from_record(r)) for r in recorded]
+
+    # A recipe recorded before a field existed trained with that field's default; an
+    # architecture option is the same whether left to the model or given at its default.
+    def trains(recipe: dict) -> dict:
+        rebuilt = recipe_from_record(recipe)
+        built = model_options(rebuilt.arch) | rebuilt.model_kwargs()
+        return dataclasses.asdict(rebuilt) | {"width": None, "pool_before_norm": None} | built
+
+    assert commands and [trains(c) for c in from_card] == [trains(r) for r in recorded]
     assert all(set(r) <= set(c) for r, c in zip(recorded, from_card))

@@ -1,0 +1,363 @@
+"""Named experiments (fer_helpers.experiments): the registry, the results file, resuming,
+the command. Every training here is 1 epoch on a few tiny synthetic faces per class."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fer_helpers import cli, experiments, recipes
+from fer_helpers.checkpoints import make_meta, save_checkpoint
+from fer_helpers.comparison import CONTENDERS, contender_recipe
+from fer_helpers.dacl import VARIANTS, variant_recipe
+from fer_helpers.data import load_data
+from fer_helpers.errors import CheckpointError, DataError, FerError
+from fer_helpers.experiments import (
+    EXPERIMENTS,
+    SOURCE,
+    load_results,
+    plot_results,
+    results_table,
+    run_experiment,
+)
+from fer_helpers.imbalance import STRATEGIES, strategy_recipe
+from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
+from fer_helpers.metrics import recall_per_class, summarize
+from fer_helpers.models import build_model
+from fer_helpers.pretrained import load_backbone, output_layer
+from fer_helpers.recipes import COURSE, FAST
+from fer_helpers.train import HISTORY_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = {"epochs": 1, "per_class": 4}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> object:
+    return load_data("synthetic", tiny=True, verbose=False)
+
+
+def quiet(*_: object) -> None:
+    pass
+
+
+def run(name, data, tmp_path: Path, seeds: int = 2, **options):
+    return run_experiment(
+        name,
+        data,
+        seeds=seeds,
+        out=tmp_path / "results",
+        runs=tmp_path / "runs",
+        device="cpu",
+        progress=False,
+        log=quiet,
+        **{**QUICK, **options},
+    )
+
+
+@pytest.fixture
+def counted_fit(monkeypatch):
+    """Every call of the training loop, by checkpoint file name."""
+    calls: list[str] = []
+    real = recipes.fit
+
+    def fit(*args, **kwargs):
+        calls.append(Path(kwargs["checkpoint_path"]).name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipes, "fit", fit)
+    return calls
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+def test_the_experiments_are_the_notebooks_recipes():
+    assert list(EXPERIMENTS) == ["imbalance", "dacl", "comparison", "transfer"]
+    for experiment in EXPERIMENTS.values():
+        assert experiment.seeds >= 3 and "\n" not in experiment.description
+    imbalance = EXPERIMENTS["imbalance"]
+    assert imbalance.classes == EMOTIONS
+    assert dict(imbalance.variants) == {s: strategy_recipe(s, COURSE.epochs) for s in STRATEGIES}
+    # strategy_recipe derives each from the handout's recipe: COURSE changes flow through
+    assert imbalance.variants["weighted"] == replace(
+        COURSE, name="seven-weighted", class_weights="inverse", epochs=COURSE.epochs
+    )
+    dacl = EXPERIMENTS["dacl"]
+    assert dict(dacl.variants) == {v: variant_recipe(v, experiments.DACL_EPOCHS) for v in VARIANTS}
+    assert [r.objective for r in dacl.variants.values()] == ["cross_entropy", "center", "dacl"]
+    comparison = EXPERIMENTS["comparison"]
+    assert dict(comparison.variants) == {n: contender_recipe(n) for n in CONTENDERS}
+    transfer = EXPERIMENTS["transfer"]
+    assert transfer.classes == COURSE_CLASSES and transfer.source_classes == EMOTIONS
+    assert transfer.source == replace(FAST, name="transfer-source-7class")
+    assert transfer.variants["scratch"] == replace(FAST, name="transfer-scratch")
+    assert transfer.variants["from-7class"] == replace(
+        FAST, name="transfer-from-7class", start_from=SOURCE
+    )
+
+
+def test_a_budget_reaches_every_recipe_and_the_source():
+    quick = EXPERIMENTS["transfer"].with_budget(epochs=1, per_class=5)
+    for recipe in [quick.source, *quick.variants.values()]:
+        assert (recipe.epochs, recipe.per_class) == (1, 5)
+    assert EXPERIMENTS["transfer"].with_budget() is EXPERIMENTS["transfer"]
+
+
+# --- the results file ------------------------------------------------------------------------
+
+
+def test_the_results_file_holds_every_field_and_the_right_numbers(tiny, tmp_path):
+    results = run("transfer", tiny, tmp_path)
+    path = tmp_path / "results" / "transfer.synthetic-tiny-e1-k4.json"
+    assert json.loads(path.read_text()) == results  # what was written is what is returned
+    assert results["experiment"] == "transfer"
+    assert results["command"] == (
+        "python -m fer_helpers experiment transfer --seeds 2 --epochs 1 --per-class 4"
+    )
+    assert results["version"] and (results["commit"] is None or len(results["commit"]) == 40)
+    assert set(results["machine"]) >= {"processor", "cpu_bf16", "threads", "device"}
+    assert results["machine"]["threads"] == 1 and results["machine"]["device"] == "cpu"
+    datetime.fromisoformat(results["date"])
+    assert results["seeds"] == [0, 1] and results["complete"] is True
+    assert results["budget"] == {"epochs": 1, "per_class": 4}
+    assert results["classes"] == list(COURSE_CLASSES)
+    assert results["source"]["recipe"]["name"] == "transfer-source-7class"
+    assert results["source"]["validation"]["classes"] == list(EMOTIONS)
+    planned = EXPERIMENTS["transfer"].with_budget(**QUICK)
+    assert set(results["variants"]) == {"scratch", "from-7class"}
+    for name, variant in results["variants"].items():
+        assert variant["recipe"] == asdict(planned.variants[name])
+        runs = variant["runs"]
+        assert [r["seed"] for r in runs] == [0, 1] == variant["summary"]["seeds"]
+        for r in runs:
+            assert set(r["history"]) >= set(HISTORY_KEYS)
+            assert all(len(values) == 1 for values in r["history"].values())
+            scores = r["validation"]
+            cm = np.array(scores["confusion_matrix"])
+            assert cm.sum() == 4 * len(COURSE_CLASSES)  # tiny: 4 validation faces per class
+            recall = recall_per_class(cm)
+            for k, cls in enumerate(COURSE_CLASSES):
+                assert scores["per_class"][cls]["recall"] == pytest.approx(recall[k])
+        summary = variant["summary"]
+        for key in ("accuracy", "balanced_accuracy"):
+            values = [r["validation"][key] for r in runs]
+            assert summary[key]["mean"] == pytest.approx(np.mean(values))
+            assert summary[key]["std"] == pytest.approx(np.std(values, ddof=1))
+        for cls in COURSE_CLASSES:
+            values = [r["validation"]["per_class"][cls]["recall"] for r in runs]
+            assert summary["recall"][cls]["mean"] == pytest.approx(np.mean(values))
+            assert summary["recall"][cls]["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_the_file_s_metrics_are_what_the_saved_model_predicts(tiny, tmp_path):
+    from fer_helpers.checkpoints import load_model
+    from fer_helpers.data import FaceLoader
+    from fer_helpers.inference import predict
+
+    results = run("imbalance", tiny, tmp_path, seeds=1, per_class=2)
+    run_ = results["variants"]["weighted"]["runs"][0]
+    model, _ = load_model(tmp_path / "runs" / run_["file"])
+    validation = FaceLoader(tiny.dataset("validation", EMOTIONS), 256)
+    y_true, y_pred, _ = predict(model, validation)
+    assert run_["validation"] == summarize(y_true, y_pred, list(EMOTIONS))
+    assert run_["validation"]["per_class"]["disgust"]["support"] == 4
+    assert results["variants"]["weighted"]["summary"]["accuracy"]["std"] is None  # one seed
+
+
+def test_the_transferred_runs_start_from_the_source_run(tiny, tmp_path, monkeypatch):
+    started = []
+    real = recipes.load_backbone
+    monkeypatch.setattr(recipes, "load_backbone", lambda m, w: started.append(w) or real(m, w))
+    results = run("transfer", tiny, tmp_path, seeds=1)
+    source = tmp_path / "runs" / results["source"]["file"]
+    assert started == [str(source)]  # once: from-7class with seed 0; scratch starts fresh
+
+
+# --- resuming --------------------------------------------------------------------------------
+
+
+def test_a_second_run_loads_every_saved_run(tiny, tmp_path, counted_fit):
+    run("transfer", tiny, tmp_path)
+    assert len(counted_fit) == 5  # the source, then 2 variants x 2 seeds
+    files = sorted((tmp_path / "runs").iterdir())
+    times = [f.stat().st_mtime_ns for f in files]
+    again = run("transfer", tiny, tmp_path)
+    assert len(counted_fit) == 5  # nothing trained again
+    assert [f.stat().st_mtime_ns for f in files] == times
+    first = json.loads((tmp_path / "results" / "transfer.synthetic-tiny-e1-k4.json").read_text())
+    assert again["variants"] == first["variants"]
+
+
+def test_an_interrupted_experiment_continues_where_it_stopped(tiny, tmp_path, monkeypatch):
+    real = recipes.fit
+
+    def interrupted(*args, **kwargs):
+        if "seed1" in Path(kwargs["checkpoint_path"]).name:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipes, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run("imbalance", tiny, tmp_path, per_class=2)
+    partial = load_results(tmp_path / "results" / "imbalance.synthetic-tiny-e1-k2.json")
+    assert partial["complete"] is False
+    assert all([r["seed"] for r in v["runs"]] == [0] for v in partial["variants"].values())
+    done = {f.name: f.stat().st_mtime_ns for f in (tmp_path / "runs").iterdir()}
+    assert sorted(done) == sorted(f"{s}-seed0.synthetic-tiny-e1-k2.pth" for s in STRATEGIES)
+
+    calls = []
+    monkeypatch.setattr(recipes, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    results = run("imbalance", tiny, tmp_path, per_class=2)
+    assert len(calls) == len(STRATEGIES)  # seed 1 of each strategy only
+    assert {name: (tmp_path / "runs" / name).stat().st_mtime_ns for name in done} == done
+    assert results["complete"] is True
+    assert all(v["summary"]["seeds"] == [0, 1] for v in results["variants"].values())
+
+
+# --- errors and the command ------------------------------------------------------------------
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    assert cli.main(["experiment", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_an_unknown_experiment_is_one_line_naming_the_known_ones(capsys):
+    err = one_line_error(capsys, "nope", "--data", "synthetic")
+    assert "'nope'" in err and all(name in err for name in EXPERIMENTS)
+    assert "--list" in one_line_error(capsys)
+
+
+def test_data_without_a_validation_split_is_refused(tiny, tmp_path):
+    splits = {k: v for k, v in tiny.splits.items() if k != "validation"}
+    with pytest.raises(DataError, match="no validation split"):
+        run("imbalance", replace(tiny, splits=splits), tmp_path)
+    with pytest.raises(FerError, match="seeds must be at least 1"):
+        run("imbalance", tiny, tmp_path, seeds=0)
+
+
+def test_list_names_every_experiment_and_variant(capsys):
+    assert cli.main(["experiment", "--list"]) == 0
+    out = capsys.readouterr().out
+    for experiment in EXPERIMENTS.values():
+        assert f"{experiment.name} ({experiment.seeds} seeds): {experiment.description}" in out
+        assert all(f"    {variant} " in out for variant in experiment.variants)
+
+
+def test_the_command_runs_end_to_end_on_synthetic_faces(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "FER2013_DIR"}
+    env.update(OMP_NUM_THREADS="1", FER_TINY="1", FER_CACHE_DIR=str(tmp_path / "cache"))
+    args = ["imbalance", "--per-class", "8", "--epochs", "1", "--seeds", "2"]
+    args += ["--data", "synthetic", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    done = subprocess.run(
+        [sys.executable, "-m", "fer_helpers", "experiment", *args, "--device", "cpu"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = load_results(tmp_path / "imbalance.synthetic-tiny-e1-k8.json")
+    assert results["command"] == " ".join(
+        ["python -m fer_helpers experiment", *args, "--device cpu"]
+    )
+    assert results["complete"] and results["seeds"] == [0, 1]
+    assert all(v["recipe"]["per_class"] == 8 for v in results["variants"].values())
+    for strategy in STRATEGIES:  # the table it prints: one row per strategy, with 2 seeds
+        assert any(line.split()[:2] == [strategy, "2"] for line in done.stdout.splitlines())
+
+
+# --- reading and showing results -------------------------------------------------------------
+
+
+def test_the_table_and_the_plot_show_mean_and_spread(tiny, tmp_path):
+    run("transfer", tiny, tmp_path)
+    results = load_results(tmp_path / "results" / "transfer.synthetic-tiny-e1-k4.json")
+    numbers = results_table(results, formatted=False)
+    text = results_table(results)
+    for name, variant in results["variants"].items():
+        summary = variant["summary"]
+        mean, std = summary["balanced_accuracy"]["mean"], summary["balanced_accuracy"]["std"]
+        assert numbers.loc[name, ("balanced accuracy", "mean")] == pytest.approx(mean)
+        assert numbers.loc[name, ("recall sad", "std")] == pytest.approx(
+            summary["recall"]["sad"]["std"]
+        )
+        assert text.loc[name, "balanced accuracy"] == f"{mean:.1%} ± {100 * std:.1f}"
+        assert text.loc[name, "seeds"] == 2
+        # seconds: each run's total and mean epoch, by hand from the runs' histories
+        totals = [sum(r["history"]["epoch_seconds"]) for r in variant["runs"]]
+        per_epoch = [np.mean(r["history"]["epoch_seconds"]) for r in variant["runs"]]
+        assert summary["seconds"]["mean"] == pytest.approx(np.mean(totals))
+        assert summary["seconds_per_epoch"]["std"] == pytest.approx(np.std(per_epoch, ddof=1))
+        assert numbers.loc[name, ("seconds per epoch", "mean")] == pytest.approx(np.mean(per_epoch))
+        seconds = summary["seconds_per_epoch"]
+        assert text.loc[name, "seconds per epoch"] == f"{seconds['mean']:.1f} ± {seconds['std']:.1f}"
+    fig = plot_results(results, live={"scratch": 0.5})
+    ax = fig.axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx(
+        [v["summary"]["balanced_accuracy"]["mean"] for v in results["variants"].values()]
+    )
+    assert results["command"] in " ".join(t.get_text() for t in fig.texts)
+
+
+def test_a_missing_results_file_names_the_command(tmp_path):
+    with pytest.raises(FerError, match="python -m fer_helpers experiment dacl"):
+        load_results("dacl", tag="nowhere")
+
+
+def test_every_shipped_results_file_names_its_command_and_ships():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "results/*.json" in config["tool"]["setuptools"]["package-data"]["fer_helpers"]
+    for path in sorted(experiments.RESULTS_DIR.glob("*.json")):
+        results = load_results(path)
+        name = path.name.split(".")[0]
+        assert results["command"].startswith(f"python -m fer_helpers experiment {name}")
+        assert results["experiment"] == name in EXPERIMENTS
+
+
+# --- transfer learning: all layers but the last ----------------------------------------------
+
+
+def test_load_backbone_copies_every_layer_but_the_last(tmp_path):
+    torch.manual_seed(0)
+    seven = build_model("si100", num_classes=7, in_channels=1, batch_norm=True)
+    path = save_checkpoint(
+        tmp_path / "seven.pth",
+        **make_meta("si100", EMOTIONS, in_channels=1, batch_norm=True),
+        model_state=seven.state_dict(),
+    )
+    three = build_model("si100", num_classes=3, in_channels=1, batch_norm=True)
+    fresh = {k: v.clone() for k, v in three.state_dict().items()}
+    assert load_backbone(three, path) == ["fc2.weight", "fc2.bias"]
+    for key, value in three.state_dict().items():
+        expected = fresh[key] if key.startswith("fc2.") else seven.state_dict()[key]
+        assert torch.equal(value, expected), key
+    other = build_model("si100", num_classes=3, in_channels=3, batch_norm=True)
+    with pytest.raises(CheckpointError, match="conv1.weight"):
+        load_backbone(other, path)
+    assert output_layer(build_model("dacl", num_classes=3)) == "fc"
+    assert output_layer(build_model("resnet9", num_classes=3)).startswith("classifier")
