@@ -150,3 +150,25 @@ def transposed_when_square(features, weights):
 def test_untransposed_weights_are_named_when_the_shapes_happen_to_fit():
     with pytest.raises(ExerciseError, match="not transposed"):
         check_dense_head(transposed_when_square)
+
+
+@pytest.mark.parametrize("width", [64, 32])
+def test_the_reference_head_is_si100facenets_at_either_width(width):
+    # The checker's reference against the network's own fc1 -> LeakyReLU -> fc2: the course's
+    # width (9216 features) and the fast recipe's (32 channels, 4608 features).
+    from fer_helpers.exercises.export import _head
+    from fer_helpers.models import SI100FaceNet
+
+    torch.manual_seed(0)
+    model = SI100FaceNet(width=width, batch_norm=True, pool_before_norm=width == 32).eval()
+    assert model.fc1.in_features == 4 * width * 6 * 6
+    weights = {
+        name: tensor.numpy()
+        for name, tensor in model.state_dict().items()
+        if name.startswith(("fc1.", "fc2."))
+    }
+    features = torch.randn(3, model.fc1.in_features)
+    with torch.no_grad():
+        expected = model.fc2(model.act4(model.fc1(features))).numpy()
+    np.testing.assert_allclose(_head(features.numpy(), weights), expected, atol=1e-5)
+    np.testing.assert_allclose(dense_head_torch(features.numpy(), weights), expected, atol=1e-5)

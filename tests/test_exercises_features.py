@@ -52,7 +52,7 @@ def specificity_loop(response):
 @pytest.mark.parametrize(
     ("checker", "right", "checks"),
     [
-        (check_conv1_hook, hook_conv1, 2),
+        (check_conv1_hook, hook_conv1, 3),
         (check_top_channels, top_by_sorting, 3),
         (check_specificity, specificity_loop, 3),
     ],
@@ -92,6 +92,35 @@ def test_checker_passes_a_right_answer_and_lets_a_stub_through(checker, right, c
     ],
 )
 def test_conv1_hook_mistakes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_conv1_hook(wrong)
+
+
+def test_conv1_checker_tries_the_fast_recipes_network_too():
+    seen = []
+
+    def spy(model, x):
+        seen.append((model.conv1.out_channels, model.fc1.in_features, model.pool_before_norm))
+        return hook_conv1(model, x)
+
+    check_conv1_hook(spy)
+    assert (64, 9216, False) in seen  # the course's width
+    assert (32, 4608, True) in seen  # the fast recipe's: half as wide, norm after the pooling
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        # right on the course's network, wrong on the fast recipe's: only its case catches them
+        (lambda m, x: hook_conv1(m, x, layer="bn1" if m.batch_norm else "conv1"), "output of bn1"),
+        (
+            lambda m, x: hook_conv1(m, x, layer="conv1" if m.conv1.out_channels == 64 else "pool1"),
+            "output of pool1",
+        ),
+    ],
+    ids=["bn1 after pool1", "pool1 at width 32"],
+)
+def test_conv1_hook_mistakes_on_the_fast_network_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_conv1_hook(wrong)
 

@@ -90,7 +90,19 @@ def counted_fit(monkeypatch):
 
 
 def test_the_experiments_are_the_notebooks_recipes():
-    assert list(EXPERIMENTS) == ["imbalance", "dacl", "comparison", "transfer"]
+    assert list(EXPERIMENTS) == ["imbalance", "dacl", "comparison", "transfer", "fast-recipe"]
+    # fast-recipe: FAST, then each piece put back, one at a time
+    pieces = EXPERIMENTS["fast-recipe"].variants
+    assert pieces["fast"] == FAST
+    for name, recipe in pieces.items():
+        changed = {
+            f: getattr(recipe, f) for f in asdict(FAST) if getattr(recipe, f) != getattr(FAST, f)
+        }
+        changed.pop("name", None)
+        assert recipe.name == ("fast" if name == "fast" else f"fast-{name}")
+        assert len(changed) == {"fast": 0, "full-width": 2}.get(name, 1), name
+    assert pieces["full-width"].model_kwargs()["width"] == 64
+    assert pieces["float32"].precision == "fp32" and pieces["no-flip"].augment == "none"
     for experiment in EXPERIMENTS.values():
         assert experiment.seeds >= 3 and "\n" not in experiment.description
     imbalance = EXPERIMENTS["imbalance"]
@@ -311,8 +323,8 @@ def test_the_table_and_the_plot_show_mean_and_spread(tiny, tmp_path):
         assert summary["seconds"]["mean"] == pytest.approx(np.mean(totals))
         assert summary["seconds_per_epoch"]["std"] == pytest.approx(np.std(per_epoch, ddof=1))
         assert numbers.loc[name, ("seconds per epoch", "mean")] == pytest.approx(np.mean(per_epoch))
-        seconds = summary["seconds_per_epoch"]
-        assert text.loc[name, "seconds per epoch"] == f"{seconds['mean']:.1f} ± {seconds['std']:.1f}"
+        mean, std = summary["seconds_per_epoch"]["mean"], summary["seconds_per_epoch"]["std"]
+        assert text.loc[name, "seconds per epoch"] == f"{mean:.1f} ± {std:.1f}"
     fig = plot_results(results, live={"scratch": 0.5})
     ax = fig.axes[0]
     heights = [bar.get_height() for bar in ax.patches]

@@ -6,11 +6,10 @@ written once. Keys are the notebooks' file names without `.ipynb`.
 
 The times are measured, one run each, on the project's machine (2 CPU cores,
 no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
-course` for 01-06, then `python3 tasks.py notebook NN` for 07-11; 04, 05, 09 and
-10 again, one by one, with the fast recipe of 2026-11-23 (one gray channel, mirrored
-faces) on that day's machine, an AMD EPYC without bfloat16 instructions, where the
-fast recipe's epochs take about three times as long (README, "The series on full
-FER2013"); 06's last
+course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier days'
+machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
+one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
+recipe of that day (README, "The series on full FER2013"); 06's last
 section, scoring the shipped best-7class and each of its two nets, was added later
 and timed on its own (its cell in `python3 tasks.py notebook 06`, the 7-class models
 already trained: 39 s). A laptop
@@ -49,7 +48,7 @@ LESSONS: tuple[Lesson, ...] = (
         "01_setup_and_data",
         "the device (CUDA, MPS, CPU); where the data come from; faces per emotion; images per "
         "class in every split (the imbalance); blank images and duplicates",
-        31,
+        19,
         "01–03 together",
     ),
     Lesson(
@@ -75,7 +74,7 @@ LESSONS: tuple[Lesson, ...] = (
         "the handout's log lines, keeping the best epoch, `face_expression.pth`; `fit`, the same "
         "loop with checkpoints and resuming; the course's recipe and the fast one side by side; "
         "training curves with balanced accuracy, and overfitting; `weights_only=True`",
-        456,
+        157,
     ),
     Lesson(
         "05_evaluate",
@@ -83,7 +82,7 @@ LESSONS: tuple[Lesson, ...] = (
         'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
         "weighted recall, F1), in the course's print format, checked against scikit-learn; "
         "balanced accuracy; mirror test-time augmentation",
-        72,
+        74,
     ),
     Lesson(
         "06_seven_classes_and_imbalance",
@@ -112,13 +111,13 @@ LESSONS: tuple[Lesson, ...] = (
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
         "graph in netron; every block with its parameters and shapes; batch norm folded into "
         "the convolutions",
-        23,
+        14,
     ),
     Lesson(
         "10_faces_in_photos",
         "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
         "with probabilities; your own photo (upload box) or webcam",
-        16,
+        11,
     ),
     Lesson(
         "11_model_comparison",

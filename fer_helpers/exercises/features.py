@@ -20,9 +20,11 @@ from . import ExerciseError, call, checker, expect_close, passed
 @checker
 def check_conv1_hook(function: Callable) -> None:
     """capture_conv1(model, x): conv1's output, captured by a forward hook that is removed."""
-    cases = [(0, 2), (1, 3)]  # (seed, batch size): a second model catches leftovers
-    for seed, batch in cases:
-        model, x = _model_and_batch(seed, batch)
+    # (seed, batch size, options): a second model catches leftovers; the third is the fast
+    # recipe's network (width 32, 1 input channel, batch norm after each pooling)
+    cases = [(0, 2, {}), (1, 3, {}), (2, 2, FAST_NETWORK)]
+    for seed, batch, options in cases:
+        model, x = _model_and_batch(seed, batch, **options)
         steps = _manual_forward(model, x)
         runs: list[int] = []
         spy = model.fc2.register_forward_hook(_counter(runs))  # did the whole model run?
@@ -47,12 +49,41 @@ def _counter(runs: list[int]) -> Callable:
     return hook
 
 
-def _model_and_batch(seed: int, batch: int) -> tuple[nn.Module, torch.Tensor]:
+FAST_NETWORK = {
+    "num_classes": 3,
+    "in_channels": 1,
+    "width": 32,
+    "batch_norm": True,
+    "pool_before_norm": True,
+}
+"""SI100FaceNet's options in the fast recipe (recipes.FAST): 32, 64 and 128 channels."""
+
+
+def _model_and_batch(seed: int, batch: int, **options: object) -> tuple[nn.Module, torch.Tensor]:
+    """An SI100FaceNet (7 classes, the course's width, unless options say otherwise) and a batch."""
+    options = {"num_classes": 7, **options}
     with torch.random.fork_rng():  # leave the learner's random state alone
         torch.manual_seed(seed)
-        model = SI100FaceNet(num_classes=7).eval()
-        x = torch.rand(batch, 3, 48, 48) * 2 - 1
+        model = SI100FaceNet(**options).eval()
+        for module in model.modules():  # batch norm as after training, not the identity
+            if isinstance(module, nn.BatchNorm2d):
+                nn.init.uniform_(module.weight, 0.5, 1.5)
+                nn.init.uniform_(module.bias, -0.5, 0.5)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        x = torch.rand(batch, model.conv1.in_channels, 48, 48) * 2 - 1
     return model, x
+
+
+def _block_steps(model: nn.Module, block: tuple[str, str, str]) -> tuple[str, ...]:
+    """A block's layers in the order forward calls them, batch norm included where it has one."""
+    conv, pool, act = block
+    if not getattr(model, "batch_norm", False):
+        return block
+    norm = "bn" + conv.removeprefix("conv")
+    if getattr(model, "pool_before_norm", False):
+        return conv, pool, norm, act
+    return conv, norm, pool, act
 
 
 def _manual_forward(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -60,7 +91,7 @@ def _manual_forward(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor
     steps = {"input": x}
     with torch.no_grad():
         for block in BLOCKS:
-            for name in block:
+            for name in _block_steps(model, block):
                 x = getattr(model, name)(x)
                 steps[name] = x
         steps["the model"] = model(steps["input"])  # its scores
