@@ -6,7 +6,7 @@ conv1's output while the model runs as usual:
 
     with record_activations(model, ["conv1", "act1"]) as maps:
         model(x)
-    maps["conv1"]                    # (batch, 64, 48, 48)
+    maps["conv1"]                    # (batch, conv1's channels, 48, 48): 64 in the course's
 
 The hooks are removed when the block ends, even after an error, so later
 forward passes run as before. capture_activations does all of it in one call.
