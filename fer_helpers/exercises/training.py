@@ -109,17 +109,18 @@ def _reference_epoch(seed: int, sizes: tuple[int, ...]) -> tuple[list[torch.Tens
     return _params(model), losses
 
 
-def _diagnose_epoch_loss(got: float, losses: list[float], sizes: tuple[int, ...]) -> None:
-    name = "train_one_epoch"
+def _diagnose_mean_loss(name: str, got: float, losses: list[float], sizes: tuple[int, ...]) -> None:
+    """Name the mistake when `got` is not the mean loss per image over batches of `sizes`
+    whose mean losses were `losses` (both train_one_epoch and evaluate return it)."""
     weights = np.asarray(sizes, dtype=float)
     expected = float(np.dot(losses, weights) / weights.sum())
     if np.isclose(got, expected, rtol=1e-5):
         return
     if np.isclose(got, np.mean(losses), rtol=1e-5):
         raise ExerciseError(
-            f"{name} returned {got:.4f}, the mean of the batches' losses: the last batch holds "
-            f"fewer images ({sizes[-1]} of {sizes[0]}), so weigh each batch's loss by its "
-            f"number of images, len(y), and divide by the images seen ({expected:.4f})"
+            f"{name} returned {got:.4f}, the mean of the batches' mean losses: the last "
+            f"batch holds fewer images ({sizes[-1]} of {sizes[0]}), so weigh each batch's loss "
+            f"by its number of images, len(y), and divide by the images seen ({expected:.4f})"
         )
     if np.isclose(got, np.dot(losses, weights), rtol=1e-5) or np.isclose(
         got, sum(losses), rtol=1e-5
@@ -245,7 +246,7 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> None:
                 "batch, in the loader's order: call train_one_batch(model, loss_fn, optimizer, "
                 "x, y) once for each (x, y) (check train_one_batch first)"
             )
-        _diagnose_epoch_loss(_as_float(result, name), losses, sizes)
+        _diagnose_mean_loss(name, _as_float(result, name), losses, sizes)
         _diagnose_log(printed, epoch, epochs, len(batches), log_every)
     passed(name, len(cases))
 
@@ -290,29 +291,7 @@ def _diagnose_evaluation(
     correct = float(np.dot(accuracies, weights))
     if np.isclose(loss, want_accuracy) and np.isclose(accuracy, want_loss, rtol=1e-5):
         raise ExerciseError(f"{name} returned (accuracy, loss): return (loss, accuracy)")
-    if not np.isclose(loss, want_loss, rtol=1e-5):
-        if np.isclose(loss, np.mean(losses), rtol=1e-5):
-            raise ExerciseError(
-                f"{name}: the loss {loss:.4f} is the mean of the batches' mean losses; the last "
-                f"batch holds fewer images ({sizes[-1]} of {sizes[0]}), so add loss × len(y) "
-                f"per batch and divide by the number of images ({want_loss:.4f})"
-            )
-        if np.isclose(loss, np.dot(losses, weights), rtol=1e-5) or np.isclose(
-            loss, sum(losses), rtol=1e-5
-        ):
-            raise ExerciseError(
-                f"{name}: the loss {loss:.4f} is a sum; divide by the number of images to get "
-                f"the mean loss per image ({want_loss:.4f})"
-            )
-        if np.isclose(loss, losses[-1], rtol=1e-5):
-            raise ExerciseError(
-                f"{name}: the loss {loss:.4f} is the last batch's; return the mean over the "
-                f"whole loader ({want_loss:.4f})"
-            )
-        raise ExerciseError(
-            f"{name}: the loss {loss:.4f} should be the mean loss per image over the loader, "
-            f"{want_loss:.4f}"
-        )
+    _diagnose_mean_loss(name, loss, losses, sizes)
     if np.isclose(accuracy, want_accuracy):
         return
     if np.isclose(accuracy, correct):
