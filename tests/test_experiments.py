@@ -29,12 +29,12 @@ from fer_helpers.experiments import (
     results_table,
     run_experiment,
 )
-from fer_helpers.imbalance import STRATEGIES, strategy_recipe
+from fer_helpers.imbalance import SEVEN_EPOCHS, STRATEGIES, strategy_recipe
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 from fer_helpers.metrics import recall_per_class, summarize
 from fer_helpers.models import build_model
 from fer_helpers.pretrained import load_backbone, output_layer
-from fer_helpers.recipes import COURSE, FAST
+from fer_helpers.recipes import FAST
 from fer_helpers.train import HISTORY_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +107,10 @@ def test_the_experiments_are_the_notebooks_recipes():
         assert experiment.seeds >= 3 and "\n" not in experiment.description
     imbalance = EXPERIMENTS["imbalance"]
     assert imbalance.classes == EMOTIONS
-    assert dict(imbalance.variants) == {s: strategy_recipe(s, COURSE.epochs) for s in STRATEGIES}
-    # strategy_recipe derives each from the handout's recipe: COURSE changes flow through
+    assert dict(imbalance.variants) == {s: strategy_recipe(s) for s in STRATEGIES}
+    # strategy_recipe derives each from the fast recipe: FAST changes flow through
     assert imbalance.variants["weighted"] == replace(
-        COURSE, name="seven-weighted", class_weights="inverse", epochs=COURSE.epochs
+        FAST, name="seven-weighted", class_weights="inverse", epochs=SEVEN_EPOCHS
     )
     dacl = EXPERIMENTS["dacl"]
     assert dict(dacl.variants) == {v: variant_recipe(v, experiments.DACL_EPOCHS) for v in VARIANTS}
@@ -187,7 +187,7 @@ def test_the_file_s_metrics_are_what_the_saved_model_predicts(tiny, tmp_path):
     results = run("imbalance", tiny, tmp_path, seeds=1, per_class=2)
     run_ = results["variants"]["weighted"]["runs"][0]
     model, _ = load_model(tmp_path / "runs" / run_["file"])
-    validation = FaceLoader(tiny.dataset("validation", EMOTIONS), 256)
+    validation = FaceLoader(tiny.dataset("validation", EMOTIONS, channels=1), 256)  # fast's
     y_true, y_pred, _ = predict(model, validation)
     assert run_["validation"] == summarize(y_true, y_pred, list(EMOTIONS))
     assert run_["validation"]["per_class"]["disgust"]["support"] == 4
