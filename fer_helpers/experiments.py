@@ -483,6 +483,105 @@ def _mean_std(mean: float, std: float | None, scale: float = 100.0) -> str:
     return f"{scale * mean:.1f}{unit} ± {scale * std:.1f}"
 
 
+def seed_values(variant: dict, metric: str) -> list[float]:
+    """A variant's score in each of its runs (one per seed), from its results.
+
+    metric: "accuracy", "balanced_accuracy" or "recall <class>"."""
+    runs = variant["runs"]
+    if metric.startswith("recall "):
+        cls = metric.removeprefix("recall ")
+        return [run["validation"]["per_class"][cls]["recall"] for run in runs]
+    return [run["validation"][metric] for run in runs]
+
+
+def compare_to_baseline(
+    results: dict,
+    baseline: str,
+    metrics: Sequence[str] = ("accuracy", "balanced_accuracy"),
+) -> pd.DataFrame:
+    """Every other variant against `baseline`, metric by metric: is the difference more
+    than the seeds' spread?
+
+    One row per (variant, metric): both means over seeds and their difference, in points;
+    the standard error of that difference, sqrt(s1^2/n1 + s2^2/n2) from each variant's sample
+    standard deviation s over its n seeds; and a verdict: "larger than chance" when the
+    difference is more than twice its standard error (Welch's t beyond 2, a rough 95% rule),
+    "within chance" otherwise, "cannot tell" with fewer than 2 seeds on either side.
+    """
+    base = results["variants"][baseline]
+    rows = {}
+    for name, variant in results["variants"].items():
+        if name == baseline or not variant["runs"]:
+            continue
+        for metric in metrics:
+            a = np.asarray(seed_values(base, metric), dtype=float)
+            b = np.asarray(seed_values(variant, metric), dtype=float)
+            difference = b.mean() - a.mean()
+            if min(len(a), len(b)) < 2:
+                error, verdict = float("nan"), "cannot tell"
+            else:
+                error = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+                verdict = "larger than chance" if abs(difference) > 2 * error else "within chance"
+            rows[(name, metric.replace("_", " "))] = {
+                baseline: 100 * a.mean(),
+                "variant": 100 * b.mean(),
+                "difference": 100 * difference,
+                "standard error": 100 * error,
+                "verdict": verdict,
+            }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["variant", "metric"]
+    return table
+
+
+@styled
+def plot_histories(
+    results: dict,
+    metric: str = "val_acc",
+    live: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Each variant's `metric` after every epoch against the seconds its training had taken
+    by then (validation included): a thin line per seed, a thick one for their mean, one
+    colour per variant. Time to an accuracy reads off the x-axis; the last point is the
+    final score.
+
+    metric: a history key ("val_acc", "val_bal_acc", "train_loss", ...). live: a run's own
+    history per variant (as fit returns it), drawn dashed beside the results.
+    """
+    fig, ax = plt.subplots(figsize=(10, 5.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, variant) in enumerate(v for v in results["variants"].items() if v[1]["runs"]):
+        colour = colours[k % len(colours)]
+        curves = [_curve(run["history"], metric) for run in variant["runs"]]
+        for seconds, values in curves:
+            ax.plot(seconds, values, color=colour, alpha=0.35, linewidth=1.5)
+        steps = min(len(values) for _, values in curves)
+        mean_seconds = np.mean([seconds[:steps] for seconds, _ in curves], axis=0)
+        mean_values = np.mean([values[:steps] for _, values in curves], axis=0)
+        label = f"{name} (mean of {len(curves)} seeds)"
+        ax.plot(mean_seconds, mean_values, "o-", color=colour, linewidth=3, label=label)
+        if live and name in live:
+            ax.plot(*_curve(live[name], metric), "s--", color=colour, label=f"{name}, live run")
+    ax.set_xlabel("seconds of training (validation included)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title or f"{results['experiment']}: {metric.replace('_', ' ')} per epoch")
+    fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def _curve(history: Mapping[str, Sequence[float]], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds by the end of each validated epoch, metric then): epochs without validation
+    (NaN, or null in a results file) are left out."""
+    seconds = np.cumsum(np.asarray(history["epoch_seconds"], dtype=float))
+    values = np.asarray([np.nan if v is None else v for v in history[metric]], dtype=float)
+    keep = ~np.isnan(values)
+    return seconds[keep], values[keep]
+
+
 @styled
 def plot_results(
     results: dict,
@@ -500,14 +599,12 @@ def plot_results(
     means, stds, dots = [], [], []
     for name in names:
         variant = results["variants"][name]
-        summary, runs = variant["summary"], variant["runs"]
+        summary = variant["summary"]
         if metric.startswith("recall "):
-            cls = metric.removeprefix("recall ")
-            stat = summary["recall"][cls]
-            dots.append([r["validation"]["per_class"][cls]["recall"] for r in runs])
+            stat = summary["recall"][metric.removeprefix("recall ")]
         else:
             stat = summary[metric]
-            dots.append([r["validation"][metric] for r in runs])
+        dots.append(seed_values(variant, metric))
         means.append(stat["mean"])
         stds.append(stat["std"] or 0.0)
     fig, ax = plt.subplots(figsize=(10, 5.6))

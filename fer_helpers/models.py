@@ -347,6 +347,27 @@ def resnet18_48(num_classes: int = 7, channels: int = 3, maxpool: bool = True) -
     return model
 
 
+class ResNet18Faces(nn.Module):
+    """ResNet-18 for 48x48 faces (resnet18_48) as a plain classifier: scores only.
+
+    What DACL starts from: the paper's ResNet-18 was first trained on faces with
+    cross-entropy alone. Its layers carry the same names as DACLNet's (backbone, fc), so a
+    trained one gives a DACLNet everything but the attention net (pretrained.load_backbone).
+    """
+
+    def __init__(self, num_classes: int = 7, in_channels: int = 3, maxpool: bool = True) -> None:
+        super().__init__()
+        resnet = resnet18_48(num_classes, in_channels, maxpool)
+        # Everything up to the last residual block: the feature extractor.
+        self.backbone = nn.Sequential(*list(resnet.children())[:-2])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = resnet.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (logits) of shape (batch, num_classes)."""
+        return self.fc(torch.flatten(self.pool(self.backbone(x)), start_dim=1))
+
+
 class AttentionNet(nn.Module):
     """Feature map (B, C, H, W) -> one attention weight per feature, (B, features) in (0, 1).
 
@@ -390,15 +411,15 @@ class DACLNet(nn.Module):
     the attention weights only enter the sparse center loss.
     """
 
+    added_parts = ("attention.",)
+    """Parts a plain ResNet18Faces lacks: fresh when a DACLNet starts from one."""
+
     def __init__(
         self, num_classes: int = 7, in_channels: int = 3, size: int = 48, maxpool: bool = True
     ) -> None:
         super().__init__()
-        resnet = resnet18_48(num_classes, in_channels, maxpool)
-        # Everything up to the last residual block: the feature extractor.
-        self.backbone = nn.Sequential(*list(resnet.children())[:-2])
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = resnet.fc
+        resnet = ResNet18Faces(num_classes, in_channels, maxpool)
+        self.backbone, self.pool, self.fc = resnet.backbone, resnet.pool, resnet.fc
         with torch.no_grad():
             self.map_shape = tuple(
                 self.backbone.eval()(torch.zeros(1, in_channels, size, size)).shape
@@ -418,6 +439,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet9": ResNet9,
     "smallvgg": SmallVGG,
     "ensemble": Ensemble,
+    "resnet18": ResNet18Faces,
     "dacl": DACLNet,
 }
 """Models by the name checkpoints store. DACLNet returns (scores, features, attention);

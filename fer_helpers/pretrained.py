@@ -87,16 +87,25 @@ def load_backbone(model: nn.Module, name_or_path: str | Path) -> list[str]:
 
     Transfer learning: the network (a shipped name or a checkpoint of the same architecture
     and input, trained for other classes) gives everything it learned; the last layer, whose
-    outputs are the model's own classes, keeps its fresh weights. Returns the names of the
-    tensors left as they were (the last layer's). A network of another architecture, width
-    or input channels is refused with a CheckpointError naming the first tensor that differs.
+    outputs are the model's own classes, keeps its fresh weights, as do the parts a model
+    adds to the trained network (`added_parts`: DACLNet's attention net, started from a
+    plain ResNet18Faces). Returns the names of the tensors left as they were. A network of
+    another architecture, width or input channels is refused with a CheckpointError naming
+    the first tensor that differs.
     """
     path = resolve_weights(name_or_path)
     trained = load_checkpoint(path)["model_state"]
     last = output_layer(model) + "."
+    # Parts the model adds to the trained network's (DACLNet's attention net on a plain
+    # ResNet18Faces) stay fresh too, when the trained network has none of them.
+    fresh = [last] + [
+        part
+        for part in getattr(model, "added_parts", ())
+        if not any(key.startswith(part) for key in trained)
+    ]
     own = model.state_dict()
-    kept = [key for key in own if key.startswith(last)]
-    wanted = {key: value for key, value in own.items() if not key.startswith(last)}
+    kept = [key for key in own if key.startswith(tuple(fresh))]
+    wanted = {key: value for key, value in own.items() if key not in kept}
     for key, value in wanted.items():
         if key not in trained or trained[key].shape != value.shape:
             found = tuple(trained[key].shape) if key in trained else "nothing"

@@ -199,10 +199,18 @@ def get_recipe(name: str | TrainRecipe) -> TrainRecipe:
 
 def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
     """The recipe training another architecture: the options that shape SI100FaceNet alone
-    (width, pool_before_norm) go back to the new model's own; batch_norm and dropout stay."""
+    (width, pool_before_norm) go back to the new model's own; batch_norm and dropout stay
+    where the new model takes them, and go back to its own where it does not (the fast
+    recipe's dropout is no reason to refuse a ResNet without one)."""
     if arch == recipe.arch:
         return recipe
-    return replace(recipe, arch=arch, width=None, pool_before_norm=None)
+    moved = replace(recipe, arch=arch, width=None, pool_before_norm=None)  # checks the arch
+    options = model_options(arch)
+    dropout = recipe.dropout if "dropout" in options else None
+    batch_norm = recipe.batch_norm
+    if "batch_norm" not in options and batch_norm != has_batch_norm(arch):
+        batch_norm = None  # the model is built with or without it: its own
+    return replace(moved, dropout=dropout, batch_norm=batch_norm)
 
 
 def recipe_from_record(record: dict) -> TrainRecipe:

@@ -24,10 +24,13 @@ from fer_helpers.errors import CheckpointError, DataError, FerError
 from fer_helpers.experiments import (
     EXPERIMENTS,
     SOURCE,
+    compare_to_baseline,
     load_results,
+    plot_histories,
     plot_results,
     results_table,
     run_experiment,
+    seed_values,
 )
 from fer_helpers.imbalance import SEVEN_EPOCHS, STRATEGIES, strategy_recipe
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
@@ -334,6 +337,77 @@ def test_the_table_and_the_plot_show_mean_and_spread(tiny, tmp_path):
     assert results["command"] in " ".join(t.get_text() for t in fig.texts)
 
 
+def _variant(accuracies, fear_recalls):
+    runs = [
+        {"validation": {"accuracy": a, "per_class": {"fear": {"recall": r}}}}
+        for a, r in zip(accuracies, fear_recalls)
+    ]
+    return {"runs": runs}
+
+
+def test_compare_to_baseline_is_welch_s_t_against_two():
+    from scipy.stats import ttest_ind
+
+    results = {
+        "variants": {
+            "plain": _variant([0.60, 0.61, 0.62], [0.30, 0.40, 0.20]),
+            "better": _variant([0.66, 0.67, 0.68, 0.665], [0.35, 0.25, 0.45, 0.30]),
+            "lonely": _variant([0.90], [0.90]),
+            "unrun": {"runs": []},
+        }
+    }
+    table = compare_to_baseline(results, "plain", ["accuracy", "recall fear"])
+    assert list(table.index) == [
+        ("better", "accuracy"),
+        ("better", "recall fear"),
+        ("lonely", "accuracy"),
+        ("lonely", "recall fear"),
+    ]
+    plain, better = results["variants"]["plain"], results["variants"]["better"]
+    for metric, verdict in (("accuracy", "larger than chance"), ("recall fear", "within chance")):
+        a, b = seed_values(plain, metric), seed_values(better, metric)
+        row = table.loc[("better", metric.replace("_", " "))]
+        assert row["difference"] == pytest.approx(100 * (np.mean(b) - np.mean(a)))
+        t = ttest_ind(b, a, equal_var=False).statistic  # the same t, from scipy
+        assert row["difference"] / row["standard error"] == pytest.approx(t)
+        assert row["verdict"] == verdict
+    assert table.loc[("better", "accuracy"), "plain"] == pytest.approx(61.0)
+    lonely = table.loc[("lonely", "accuracy")]
+    assert lonely["verdict"] == "cannot tell" and np.isnan(lonely["standard error"])
+    assert lonely["difference"] == pytest.approx(29.0)
+
+
+def test_plot_histories_draws_each_seed_against_cumulative_seconds():
+    def run(seconds, accuracy):
+        return {"history": {"epoch_seconds": seconds, "val_acc": accuracy}}
+
+    results = {
+        "experiment": "toy",
+        "command": "python -m fer_helpers experiment toy",
+        "variants": {
+            "a": {
+                "runs": [
+                    run([2.0, 3.0, 5.0], [0.1, None, 0.5]),
+                    run([4.0, 4.0, 4.0], [0.2, 0.3, 0.7]),
+                ]
+            },
+            "empty": {"runs": []},
+        },
+    }
+    live = {"a": {"epoch_seconds": [1.0, 1.0], "val_acc": [0.25, float("nan")]}}
+    fig = plot_histories(results, live=live)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    thin = [line for line in fig.axes[0].lines if line.get_label().startswith("_")]
+    assert [list(line.get_xdata()) for line in thin] == [[2.0, 10.0], [4.0, 8.0, 12.0]]
+    assert [list(line.get_ydata()) for line in thin] == [[0.1, 0.5], [0.2, 0.3, 0.7]]
+    # the mean over seeds of the first epochs both validated: (2, 4) -> 3, (10, 8) -> 9
+    mean = lines["a (mean of 2 seeds)"]
+    np.testing.assert_allclose(mean.get_xdata(), [3.0, 9.0])
+    np.testing.assert_allclose(mean.get_ydata(), [0.15, 0.4])
+    np.testing.assert_allclose(lines["a, live run"].get_xdata(), [1.0])
+    assert results["command"] in " ".join(t.get_text() for t in fig.texts)
+
+
 def test_a_missing_results_file_names_the_command(tmp_path):
     with pytest.raises(FerError, match="python -m fer_helpers experiment dacl"):
         load_results("dacl", tag="nowhere")
@@ -373,3 +447,43 @@ def test_load_backbone_copies_every_layer_but_the_last(tmp_path):
         load_backbone(other, path)
     assert output_layer(build_model("dacl", num_classes=3)) == "fc"
     assert output_layer(build_model("resnet9", num_classes=3)).startswith("classifier")
+
+
+def test_dacl_starts_from_a_plain_resnet18_with_a_fresh_attention_net(tmp_path):
+    torch.manual_seed(0)
+    plain = build_model("resnet18", num_classes=7, in_channels=1)
+    path = save_checkpoint(
+        tmp_path / "resnet18.pth",
+        **make_meta("resnet18", EMOTIONS, in_channels=1),
+        model_state=plain.state_dict(),
+    )
+    dacl = build_model("dacl", num_classes=3, in_channels=1)
+    before = {k: v.clone() for k, v in dacl.state_dict().items()}
+    kept = load_backbone(dacl, path)
+    assert kept == [k for k in before if k.startswith(("fc.", "attention."))]
+    assert {"fc.weight", "fc.bias"} < set(kept) and len(kept) > 2
+    after = dacl.state_dict()
+    for key in before:  # the backbone is the ResNet's, tensor for tensor; the rest is fresh
+        expected = before[key] if key in kept else plain.state_dict()[key]
+        assert torch.equal(after[key], expected), key
+    # Same input, same backbone: the same 512 features (eval mode, batch norm's running stats)
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    with torch.no_grad():
+        features = dacl.eval()(x)[1]
+        by_hand = torch.flatten(plain.pool(plain.eval().backbone(x)), start_dim=1)
+    torch.testing.assert_close(features, by_hand)
+    # A trained DACLNet's own attention net is copied, not left fresh
+    trained_dacl = save_checkpoint(
+        tmp_path / "dacl.pth",
+        **make_meta("dacl", EMOTIONS, in_channels=1),
+        model_state=build_model("dacl", num_classes=7, in_channels=1).state_dict(),
+    )
+    assert load_backbone(build_model("dacl", num_classes=3, in_channels=1), trained_dacl) == [
+        "fc.weight",
+        "fc.bias",
+    ]
+    # and the other way: a plain ResNet18Faces takes a DACLNet's backbone, its attention unused
+    assert load_backbone(build_model("resnet18", num_classes=3, in_channels=1), trained_dacl) == [
+        "fc.weight",
+        "fc.bias",
+    ]

@@ -476,6 +476,13 @@ def test_model_kwargs_give_each_architecture_the_options_it_takes_and_refuse_the
         "in_channels": 3,
         "dropout": 0.5,
     }
+    # A model without a dropout option trains without: the recipe's dropout goes, not refused
+    for arch in ("resnet18", "dacl"):
+        plain = with_arch(FAST, arch)
+        assert (plain.dropout, plain.batch_norm) == (None, True)  # a ResNet has batch norm
+        assert plain.model_kwargs() == {"in_channels": FAST.channels}
+        with pytest.raises(FerError, match=f"'{arch}' cannot take dropout=0.3"):
+            dataclasses.replace(plain, dropout=0.3).model_kwargs()  # asked for: refused
     # ConvNet5 always has batch norm (batch_norm=True is what it is) and takes a dropout
     other = gray
     assert other.model_kwargs() == {"in_channels": 1, "dropout": FAST.dropout}

@@ -57,7 +57,9 @@ FIGURE_LINES = 12  # a figure takes about this much of a slide's height
 TABLE_LINES = 8  # a DataFrame shown as the cell's last expression
 
 # Functions whose output is a long training log (epochs, batches, progress bars).
-TRAINING_CALLS = frozenset({"fit", "train_strategy", "compare_strategies", "train_variant"})
+TRAINING_CALLS = frozenset(
+    {"fit", "train_or_load", "train_strategy", "compare_strategies", "train_variant"}
+)
 
 # Calls that draw a figure, from matplotlib, pandas or the course's helpers.
 _FIGURE = re.compile(
