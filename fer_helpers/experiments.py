@@ -534,6 +534,15 @@ def compare_to_baseline(
     return table
 
 
+HISTORY_WORDS = {
+    "val_acc": "validation accuracy",
+    "val_bal_acc": "validation balanced accuracy",
+    "train_loss": "training loss",
+    "val_loss": "validation loss",
+}
+"""How plot_histories labels a history key."""
+
+
 @styled
 def plot_histories(
     results: dict,
@@ -564,10 +573,11 @@ def plot_histories(
         if live and name in live:
             ax.plot(*_curve(live[name], metric), "s--", color=colour, label=f"{name}, live run")
     ax.set_xlabel("seconds of training (validation included)")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(HISTORY_WORDS.get(metric, metric.replace("_", " ")))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(title or f"{results['experiment']}: {metric.replace('_', ' ')} per epoch")
+    words = HISTORY_WORDS.get(metric, metric.replace("_", " "))
+    ax.set_title(title or f"{results['experiment']}: {words} per epoch")
     fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
@@ -588,12 +598,14 @@ def plot_results(
     metric: str = "balanced_accuracy",
     live: Mapping[str, float] | None = None,
     title: str | None = None,
+    ylim: tuple[float, float] = (0.0, 1.0),
 ) -> Figure:
     """A variant's mean over seeds (bar), its spread (± one standard deviation) and every
     seed (dots); live: a short live run's score per variant, drawn beside them as a star.
 
-    metric: "accuracy", "balanced_accuracy" or "recall <class>". The figure names the
-    command that made the results.
+    metric: "accuracy", "balanced_accuracy" or "recall <class>". ylim: the y-axis's range
+    (a narrower one shows differences of a point; the axis then no longer starts at 0).
+    The figure names the command that made the results.
     """
     names = [n for n, v in results["variants"].items() if v["runs"]]
     means, stds, dots = [], [], []
@@ -617,7 +629,7 @@ def plot_results(
         ax.plot(*zip(*shown), "*", markersize=18, color="tab:red", label="live run")
     ax.set_xticks(x, names)
     ax.set_ylabel(metric.replace("_", " "))
-    ax.set_ylim(0, 1)
+    ax.set_ylim(*ylim)
     ax.legend(loc="upper right")
     ax.set_title(title or f"{results['experiment']}: {metric.replace('_', ' ')}")
     fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")

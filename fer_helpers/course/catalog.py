@@ -9,11 +9,9 @@ no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
 course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier days'
 machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
 one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
-recipe of that day (README, "The series on full FER2013"); 06's last
-section, scoring the shipped best-7class and each of its two nets, was added later
-and timed on its own (its cell in `python3 tasks.py notebook 06`, the 7-class models
-already trained: 39 s). A laptop
-CPU with more cores is faster.
+recipe of that day (README, "The series on full FER2013"); 06 and 07 again on that
+machine after 06 moved to the fast recipe, with no saved 7-class model. A laptop CPU with
+more cores is faster.
 """
 
 from __future__ import annotations
@@ -87,17 +85,18 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "06_seven_classes_and_imbalance",
         "the 7-class model; what imbalance does to rare classes; class-weighted loss and "
-        "balanced sampling compared in one table; the most confused pairs with their faces "
-        "and scores; targeted mirroring; what the shipped best-7class (two SmallVGGs that "
-        "vote) reaches",
-        20.0 * 60 + 39,
+        "balanced sampling compared in one table, then over three seeds: an effect or chance; "
+        "the most confused pairs with their faces and scores; targeted mirroring; what the "
+        "shipped best-7class (two SmallVGGs that vote) reaches; transfer learning from seven "
+        "classes to three",
+        633,
     ),
     Lesson(
         "07_feature_maps",
         "forward hooks; the activations of every conv layer for one face per emotion "
         "(48 → 24 → 12 → 6); the channels that respond most to each emotion; an interactive "
         "viewer",
-        114,
+        204,
     ),
     Lesson(
         "08_dacl_attention",
