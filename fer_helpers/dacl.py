@@ -86,17 +86,36 @@ REPORT_BALANCED_ACCURACY = {"softmax": 0.59, "center": 0.60, "dacl": 0.61}
 """Report 2's balanced accuracies (handout figures, 224x224 inputs, 60 + 30 epochs)."""
 
 
+DACL_BACKBONE = "resnet18-7class"
+"""The shipped network every variant starts from: ResNet18Faces trained on all seven classes
+with cross-entropy alone (its model card has the command), as the paper's ResNet-18 had
+learned faces before DACL trained it. The attention net and the classifier start fresh."""
+
+DACL_EPOCHS = 3
+"""Epochs of each variant, notebook 08's and `experiment dacl`'s alike."""
+
+DACL_PER_CLASS = 1000
+"""Training faces of each class for each variant (disgust has 436): the budget that lets
+notebook 08 train the three variants in a class period."""
+
+
 def variant_recipe(
-    variant: str, epochs: int, per_class: int | None = None, batch_size: int = 64
+    variant: str,
+    epochs: int = DACL_EPOCHS,
+    per_class: int | None = DACL_PER_CLASS,
+    batch_size: int = 64,
+    start_from: str | None = DACL_BACKBONE,
 ) -> TrainRecipe:
-    """The recipe of one variant of the ablation: DACLNet on 7 classes, the paper's SGD
-    (learning rate 0.01, momentum 0.9, weight decay 5e-4, 10 times lower after each third
-    of the run), mirrored faces, the variant's objective; per_class caps the faces of each
+    """The recipe of one variant of the ablation: DACLNet on 7 classes, started from
+    `start_from` (None: random weights), the paper's SGD (learning rate 0.01, momentum 0.9,
+    weight decay 5e-4, 10 times lower after each third of the run), mirrored gray faces, the
+    variant's objective, bfloat16 where the CPU has it; per_class caps the faces of each
     class to fit a time budget."""
     _variant(variant)
     return TrainRecipe(
         name=f"dacl-{variant}",
         arch="dacl",
+        channels=1,
         epochs=epochs,
         batch_size=batch_size,
         optimizer="sgd",
@@ -106,17 +125,21 @@ def variant_recipe(
         augment="flip",
         per_class=per_class,
         objective=VARIANT_OBJECTIVES[variant],
+        channels_last=True,
+        precision="auto",
+        start_from=start_from,
     )
 
 
 def train_variant(
     data: FaceData,
     variant: str,
-    epochs: int,
-    per_class: int | None = None,
+    epochs: int = DACL_EPOCHS,
+    per_class: int | None = DACL_PER_CLASS,
     batch_size: int = 64,
     seed: int = 0,
     retrain: bool = False,
+    start_from: str | None = DACL_BACKBONE,
     **fit_kwargs: object,
 ) -> tuple[nn.Module, dict]:
     """Train one variant of the ablation (variant_recipe), or load it if that run is saved.
@@ -126,7 +149,7 @@ def train_variant(
     settings is trained again. Other keyword arguments (log_every, progress, device)
     go to fit. Returns (model in eval mode, checkpoint info with "history").
     """
-    recipe = variant_recipe(variant, epochs, per_class, batch_size)
+    recipe = variant_recipe(variant, epochs, per_class, batch_size, start_from)
     path = weights_path(f"dacl_{variant}.pth", data.tag)
     return train_or_load(path, recipe, data, EMOTIONS, seed, retrain=retrain, **fit_kwargs)
 
@@ -173,6 +196,40 @@ def training_speed(
         loss.backward()
         optimizer.step()
     return batches * batch_size / (time.perf_counter() - began)
+
+
+def attention_similarity(
+    attention: np.ndarray, labels: np.ndarray, permutations: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """Are the attention weights of faces of one class more alike than those of different
+    classes, by more than chance?
+
+    Each face's weights minus the mean over all faces (so that features every face attends
+    to do not make all pairs alike), then the correlation of every pair of faces. Returns
+    "within" (the mean over pairs of one class), "between" (over pairs of two classes), their
+    difference, and "p": the share of `permutations` random shufflings of the labels whose
+    difference is at least as large (a permutation test: small p, a real pattern).
+    """
+    attention, labels = np.asarray(attention, dtype=np.float64), np.asarray(labels)
+    if len(attention) != len(labels) or len(np.unique(labels)) < 2:
+        raise FerError("attention_similarity needs one label per face and at least 2 classes")
+    corr = np.corrcoef(attention - attention.mean(axis=0))
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+
+    def difference(y: np.ndarray) -> tuple[float, float]:
+        same = y[:, None] == y[None, :]
+        return corr[same & off_diagonal].mean(), corr[~same].mean()
+
+    within, between = difference(labels)
+    rng = np.random.default_rng(seed)
+    shuffled = [np.subtract(*difference(rng.permutation(labels))) for _ in range(permutations)]
+    at_least = sum(d >= within - between for d in shuffled)
+    return {
+        "within": float(within),
+        "between": float(between),
+        "difference": float(within - between),
+        "p": (at_least + 1) / (permutations + 1),  # the observed labels count as one shuffle
+    }
 
 
 # --- the figure ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from matplotlib.figure import Figure
 from . import __version__
 from .checkpoints import scoring_tta
 from .comparison import CONTENDERS, contender_recipe
-from .dacl import VARIANTS, variant_recipe
+from .dacl import DACL_BACKBONE, DACL_EPOCHS, DACL_PER_CLASS, VARIANTS, variant_recipe
 from .data import FaceData, FaceLoader
 from .devices import choose_device, cpu_has_bf16, describe_device, processor_name
 from .errors import DataError, FerError
@@ -51,7 +51,7 @@ from .labels import COURSE_CLASSES, EMOTIONS
 from .metrics import summarize
 from .paths import WEIGHTS_DIR, tagged
 from .plots import styled
-from .recipes import COURSE, FAST, TrainRecipe, train_or_load
+from .recipes import FAST, TrainRecipe, train_or_load
 
 RESULTS_DIR = Path(__file__).with_name("results")
 """Where the results files live (and ship): fer_helpers/results/NAME.json."""
@@ -128,10 +128,6 @@ def _fast_recipe() -> Experiment:
     )
 
 
-DACL_EPOCHS = COURSE.epochs
-"""Epochs of the DACL experiment's variants (dacl.variant_recipe takes them; notebook 08
-trains 2 live, on 800 faces per class)."""
-
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
@@ -144,10 +140,11 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="dacl",
-            description="notebook 08: DACL's ResNet-18 with softmax only, plain center loss "
-            f"and DACL's sparse center loss, on all seven classes ({DACL_EPOCHS} epochs)",
+            description="notebook 08: DACL's ResNet-18, started from the shipped "
+            f"{DACL_BACKBONE}, with softmax only, plain center loss and DACL's sparse center "
+            f"loss on all seven classes ({DACL_EPOCHS} epochs, {DACL_PER_CLASS} faces per class)",
             classes=EMOTIONS,
-            variants={v: variant_recipe(v, DACL_EPOCHS) for v in VARIANTS},
+            variants={v: variant_recipe(v) for v in VARIANTS},
         ),
         Experiment(
             name="comparison",

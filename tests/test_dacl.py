@@ -168,7 +168,7 @@ def test_the_centres_learn_from_l_sc_alone_and_the_network_from_the_total():
 
 def test_a_variant_sees_at_most_per_class_faces_of_each_class():
     data = load_synthetic(tiny=True)
-    recipe = variant_recipe("dacl", epochs=1, per_class=3, batch_size=10)
+    recipe = variant_recipe("dacl", epochs=1, per_class=3, batch_size=10, start_from=None)
     loader, _ = recipe_loaders(recipe, data, classes=EMOTIONS)
     counts = np.bincount(loader.dataset.targets.numpy(), minlength=7)
     expected = np.minimum(data["train"].class_counts(), 3)
@@ -192,10 +192,10 @@ def test_ablation_table_balanced_accuracy():
 def test_train_variant_saves_and_reloads(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path)
     data = load_synthetic(tiny=True)
-    model, info = train_variant(data, "dacl", 1, per_class=2, progress=False)
+    model, info = train_variant(data, "dacl", 1, per_class=2, start_from=None, progress=False)
     assert (tmp_path / "dacl_dacl.synthetic-tiny.pth").exists()
-    again, info2 = train_variant(data, "dacl", 1, per_class=2, progress=False)
-    x = torch.zeros(2, 3, 48, 48, device=next(model.parameters()).device)  # CUDA, MPS or CPU
+    again, info2 = train_variant(data, "dacl", 1, per_class=2, start_from=None, progress=False)
+    x = torch.zeros(2, 1, 48, 48, device=next(model.parameters()).device)  # CUDA, MPS or CPU
     torch.testing.assert_close(model.eval()(x)[0], again(x)[0])
     np.testing.assert_equal(info2["history"], info["history"])
     assert info["extra"]["recipe"]["objective"] == "dacl" and "train_sc" in info["history"]
@@ -269,4 +269,47 @@ def test_center_loss_objectives_are_refused_data_parallel(tmp_path, monkeypatch)
     monkeypatch.setattr(recipes, "world", lambda: (0, 2))  # as if under torchrun with 2
     data = load_synthetic(tiny=True)
     with pytest.raises(FerError, match="objective 'dacl' learns class centres"):
-        recipes.train_with_recipe(variant_recipe("dacl", 1, 2), data, tmp_path / "x.pth")
+        recipe = variant_recipe("dacl", 1, 2, start_from=None)
+        recipes.train_with_recipe(recipe, data, tmp_path / "x.pth")
+
+
+def test_attention_similarity_finds_a_class_pattern_and_not_noise():
+    from fer_helpers.dacl import attention_similarity
+    from fer_helpers.errors import FerError
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    pattern = rng.normal(size=(3, 32))  # one pattern per class, plus noise per face
+    weights = pattern[labels] + 0.5 * rng.normal(size=(60, 32))
+    found = attention_similarity(weights, labels, permutations=99)
+    # by hand: centred rows, their correlations, same-class pairs without the diagonal
+    centred = weights - weights.mean(axis=0)
+    corr = np.corrcoef(centred)
+    same = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same, False)
+    other = labels[:, None] != labels[None, :]
+    assert found["within"] == pytest.approx(corr[same].mean())
+    assert found["between"] == pytest.approx(corr[other].mean())
+    assert found["difference"] > 0.5 and found["p"] == pytest.approx(1 / 100)
+    noise = attention_similarity(rng.normal(size=(60, 32)), labels, permutations=99)
+    assert abs(noise["difference"]) < 0.1 and noise["p"] > 0.05
+    with pytest.raises(FerError, match="at least 2 classes"):
+        attention_similarity(weights, np.zeros(60))
+
+
+def test_every_variant_starts_from_the_shipped_resnet18():
+    from fer_helpers.dacl import DACL_BACKBONE, VARIANTS
+    from fer_helpers.models import DACLNet
+    from fer_helpers.pretrained import SHIPPED, load_backbone, load_pretrained
+
+    assert DACL_BACKBONE in SHIPPED
+    assert {variant_recipe(v).start_from for v in VARIANTS} == {DACL_BACKBONE}
+    backbone, info = load_pretrained(DACL_BACKBONE)
+    assert info["arch"] == "resnet18" and info["class_names"] == list(EMOTIONS)
+    model = DACLNet(num_classes=7, in_channels=variant_recipe("dacl").channels)
+    fresh = load_backbone(model, DACL_BACKBONE)
+    assert fresh and all(name.startswith(("fc.", "attention.")) for name in fresh)
+    shipped = backbone.state_dict()
+    for name, tensor in model.state_dict().items():  # the backbone, tensor for tensor
+        if name.startswith("backbone."):
+            torch.testing.assert_close(tensor, shipped[name].to(tensor.dtype))

@@ -116,7 +116,8 @@ def test_the_experiments_are_the_notebooks_recipes():
         FAST, name="seven-weighted", class_weights="inverse", epochs=SEVEN_EPOCHS
     )
     dacl = EXPERIMENTS["dacl"]
-    assert dict(dacl.variants) == {v: variant_recipe(v, experiments.DACL_EPOCHS) for v in VARIANTS}
+    assert dict(dacl.variants) == {v: variant_recipe(v) for v in VARIANTS}
+    assert {r.start_from for r in dacl.variants.values()} == {"resnet18-7class"}
     assert [r.objective for r in dacl.variants.values()] == ["cross_entropy", "center", "dacl"]
     comparison = EXPERIMENTS["comparison"]
     assert dict(comparison.variants) == {n: contender_recipe(n) for n in CONTENDERS}

@@ -123,9 +123,12 @@ def test_every_shipped_file_is_small_loads_and_has_its_card():
     files = {path.stem for path in pretrained.SHIPPED_DIR.glob("*.pth")}
     assert set(shipped) == files  # every file is a name, every name shipped has its file
     assert "si100-3class" in shipped  # the course's 3-class model is always shipped
+    sizes = {name: (pretrained.SHIPPED_DIR / f"{name}.pth").stat().st_size for name in shipped}
+    assert all(size < 25 * MB for size in sizes.values()), sizes  # issue 21: each under 25 MB
+    assert sum(sizes.values()) < 60 * MB, sizes  # and all of them together under 60 MB
+    for name in ("si100-3class", "best-7class"):  # the models people deploy: under 10 MB
+        assert sizes.get(name, 0) < 10 * MB, name
     for name in shipped:
-        path = pretrained.SHIPPED_DIR / f"{name}.pth"
-        assert path.stat().st_size < 10 * MB, name
         model, info = pretrained.load_pretrained(name)
         card = pretrained.model_card_path(name).read_text()
         assert "## Validation" in card and "python -m fer_helpers train" in card
