@@ -9,8 +9,9 @@ no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
 course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier days'
 machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
 one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
-recipe of that day (README, "The series on full FER2013"); 06 and 07 again on that
-machine after 06 moved to the fast recipe, with no saved 7-class model. A laptop CPU with
+recipe of that day (README, "The series on full FER2013"); 06, 07 and 08 again on that
+machine after 06 moved to the fast recipe and 08 to fine-tuning a shipped ResNet-18, with no
+saved model of theirs. A laptop CPU with
 more cores is faster.
 """
 
@@ -101,9 +102,11 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "08_dacl_attention",
         "Deep Attentive Center Loss: a ResNet-18 adapted to 48×48, the attention net, the "
-        "sparse center loss with learned class centres; attention weights per class; the "
-        "ablation (softmax only, plain center loss, DACL) on balanced accuracy",
-        888,
+        "sparse center loss with learned class centres; the ablation (softmax only, plain "
+        "center loss, DACL) fine-tuned from a shipped face-trained ResNet-18, on balanced "
+        "accuracy over three seeds; attention weights per class, and whether faces of one "
+        "class attend alike",
+        430,
     ),
     Lesson(
         "09_netron",
