@@ -151,8 +151,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             description="notebook 11: SI100FaceNet, ConvNet 5, ResNet-9 and DACL's ResNet-18 "
             "by one recipe (comparison.contender_recipe) on all the training faces of the "
             "seven classes, each for its full budget (comparison.FULL_EPOCHS); one seed, "
-            "with bootstrap intervals over the validation faces (ResNet-9 alone takes half an "
-            "hour a run)",
+            "with bootstrap intervals over the validation faces (ResNet-9 alone takes over "
+            "20 minutes a run on a 2-core CPU)",
             classes=EMOTIONS,
             variants={name: contender_recipe(name) for name in CONTENDERS},
             seeds=1,
@@ -495,6 +495,16 @@ def seed_values(variant: dict, metric: str) -> list[float]:
     return [run["validation"][metric] for run in runs]
 
 
+def one_run_verdict(difference: float, seed_spread: float) -> str:
+    """The verdict on the difference between two single runs, when seeds of one recipe spread
+    by the standard deviation `seed_spread`: "larger than" or "within" what a seed moves.
+
+    Two independent runs differ by about sqrt(2) * seed_spread (their variances add); as in
+    compare_to_baseline, a difference beyond twice that is called larger than chance.
+    """
+    return "larger than" if abs(difference) > 2 * math.sqrt(2) * seed_spread else "within"
+
+
 def compare_to_baseline(
     results: dict,
     baseline: str,
@@ -559,24 +569,25 @@ def plot_histories(
     metric: a history key ("val_acc", "val_bal_acc", "train_loss", ...). live: a run's own
     history per variant (as fit returns it), drawn dashed beside the results.
     """
-    fig, ax = plt.subplots(figsize=(10, 5.6))
+    fig, ax = plt.subplots(figsize=(12, 5.6))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (name, variant) in enumerate(v for v in results["variants"].items() if v[1]["runs"]):
         colour = colours[k % len(colours)]
         curves = [_curve(run["history"], metric) for run in variant["runs"]]
-        for seconds, values in curves:
+        for seconds, values in curves if len(curves) > 1 else []:  # one run: its mean is it
             ax.plot(seconds, values, color=colour, alpha=0.35, linewidth=1.5)
         steps = min(len(values) for _, values in curves)
         mean_seconds = np.mean([seconds[:steps] for seconds, _ in curves], axis=0)
         mean_values = np.mean([values[:steps] for _, values in curves], axis=0)
-        label = f"{name} (mean of {len(curves)} seeds)"
+        runs = variant["runs"]
+        label = f"{name} (mean of {len(runs)} seeds)" if len(runs) > 1 else f"{name} (one run)"
         ax.plot(mean_seconds, mean_values, "o-", color=colour, linewidth=3, label=label)
         if live and name in live:
             ax.plot(*_curve(live[name], metric), "s--", color=colour, label=f"{name}, live run")
     ax.set_xlabel("seconds of training (validation included)")
     ax.set_ylabel(HISTORY_WORDS.get(metric, metric.replace("_", " ")))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: curves fill every corner
     words = HISTORY_WORDS.get(metric, metric.replace("_", " "))
     ax.set_title(title or f"{results['experiment']}: {words} per epoch")
     fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")

@@ -8,7 +8,8 @@ model called class j. The diagonal holds the correct predictions.
     recall_i    = cm[i, i] / (row i sum)      of all true i, how many were found
     accuracy    = trace / N                   all correct over all images
 
-wilson_interval says how uncertain such a share is when it was measured on few images.
+wilson_interval says how uncertain such a share is when it was measured on few images;
+bootstrap_interval does the same for any score (balanced accuracy) by drawing faces again.
 
 The course handout calls precision the per-class "accuracy". A score whose
 denominator is zero (a class never predicted, or absent from the labels) is
@@ -18,7 +19,7 @@ denominator is zero (a class never predicted, or absent from the labels) is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -104,6 +105,38 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / shrink
     half = z / shrink * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(
+    cm: np.ndarray,
+    metric: Callable[[np.ndarray], float] | None = None,
+    confidence: float = 0.95,
+    draws: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(low, high): a percentile bootstrap interval for `metric` (default: balanced_accuracy)
+    of the predictions counted in the confusion matrix `cm`.
+
+    How much the score would move on another set of as many faces: draw that many faces
+    with replacement from the ones counted (`draws` times), score each draw, and keep the
+    middle `confidence` of the scores. It measures the noise of the validation faces, not
+    of training: another seed moves a score too. Drawing faces with replacement is drawing
+    the cells of `cm` from a multinomial with the cells' shares, which is what this does.
+    For accuracy alone, wilson_interval says the same without drawing.
+    """
+    cm = _check_cm(cm, nonempty=True)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    metric = balanced_accuracy if metric is None else metric
+    n = int(cm.sum())
+    rng = np.random.default_rng(seed)
+    samples = rng.multinomial(n, cm.ravel() / n, size=draws).reshape(draws, *cm.shape)
+    scores = np.array([metric(sample) for sample in samples])
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(scores, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def balanced_accuracy(cm: np.ndarray) -> float:

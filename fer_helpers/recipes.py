@@ -152,9 +152,7 @@ class TrainRecipe:
                 continue
             if option in options:
                 kwargs[option] = value
-            elif option == "batch_norm" and value == has_batch_norm(self.arch):
-                continue  # it is built that way: nothing to set
-            else:
+            elif not honours(self.arch, option, value):
                 taken = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
                 raise FerError(
                     f"model {self.arch!r} cannot take {option}={value!r}; its options: {taken}"
@@ -205,12 +203,19 @@ def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
     if arch == recipe.arch:
         return recipe
     moved = replace(recipe, arch=arch, width=None, pool_before_norm=None)  # checks the arch
-    options = model_options(arch)
-    dropout = recipe.dropout if "dropout" in options else None
-    batch_norm = recipe.batch_norm
-    if "batch_norm" not in options and batch_norm != has_batch_norm(arch):
-        batch_norm = None  # the model is built with or without it: its own
-    return replace(moved, dropout=dropout, batch_norm=batch_norm)
+    kept = {
+        option: value if value is None or honours(arch, option, value) else None
+        for option, value in (("dropout", recipe.dropout), ("batch_norm", recipe.batch_norm))
+    }
+    return replace(moved, **kept)
+
+
+def honours(arch: str, option: str, value: object) -> bool:
+    """True if the architecture can be built with option=value: it takes the option, or
+    it is built that way anyway (batch_norm=True for a ResNet, which always has it)."""
+    if option in model_options(arch):
+        return True
+    return option == "batch_norm" and value == has_batch_norm(arch)
 
 
 def recipe_from_record(record: dict) -> TrainRecipe:

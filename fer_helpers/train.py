@@ -169,7 +169,7 @@ def fit(
             say(f"{checkpoint_path} already has {start} epochs ({epochs} asked for): nothing to do")
             return history
     elif resume:
-        say(f"No checkpoint at {checkpoint_path} yet: starting from scratch")
+        say(f"No checkpoint at {checkpoint_path} yet: training from the first epoch")
 
     trained = _data_parallel(model, device)
     ranks = world()[1]

@@ -14,7 +14,9 @@ from fer_helpers.comparison import (
     comparison_plot,
     comparison_row,
     comparison_table,
+    contender_recipe,
     flops_per_image,
+    full_budget_table,
     train_contender,
     validation_confusion,
 )
@@ -109,8 +111,10 @@ def test_train_contender_saves_and_reloads(weights_dir):
     assert path.exists() and info["epoch"] == 2
     assert set(info["history"]) == set(train.HISTORY_KEYS)  # the one loop's history
     assert all(len(v) == 2 for v in info["history"].values())
-    # validated after the last epoch only: the seconds per epoch are training alone
-    assert np.isnan(info["history"]["val_acc"][0]) and not np.isnan(info["history"]["val_acc"][1])
+    # validated after every epoch (for the curves), the training seconds count training alone
+    assert not np.isnan(info["history"]["val_acc"]).any()
+    history = info["history"]
+    assert all(t < e for t, e in zip(history["train_seconds"], history["epoch_seconds"]))
     saved = torch.load(path, weights_only=True)
     assert saved["format"] == "fer_helpers/1" and saved["arch"] == "convnet5"
     assert {"optimizer_state", "scheduler_state", "rng"}.isdisjoint(saved)  # finished: compact
@@ -257,3 +261,66 @@ def test_flops_checker_names_the_mistake(wrong, message):
 def test_block_checker_names_the_mistake(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_conv_block_parameters(wrong)
+
+
+# --- the full-budget results --------------------------------------------------------------------
+
+
+def _fake_results(cms: dict[str, np.ndarray], seconds: dict[str, list[float]]) -> dict:
+    """The part of an `experiment comparison` results file that full_budget_table reads."""
+    runs = {
+        name: [
+            {
+                "seed": 0,
+                "history": {"train_seconds": seconds[name]},
+                "validation": {"confusion_matrix": cm.tolist()},
+            }
+        ]
+        for name, cm in cms.items()
+    }
+    variants = {name: {"runs": runs.get(name, [])} for name in CONTENDERS}
+    return {"variants": variants}
+
+
+def test_full_budget_table_reads_each_run_and_counts_the_networks():
+    rng = np.random.default_rng(0)
+    cms = {
+        "si100": rng.integers(0, 40, (7, 7)) + np.diag(rng.integers(50, 90, 7)),
+        "resnet9": rng.integers(0, 20, (7, 7)) + np.diag(rng.integers(60, 120, 7)),
+    }
+    seconds = {"si100": [24.0, 26.0, 25.0], "resnet9": [370.0, 380.0]}
+    table = full_budget_table(_fake_results(cms, seconds))
+    assert list(table.index) == ["si100", "resnet9"]  # contenders not trained yet are left out
+    for name, cm in cms.items():
+        row = table.loc[name]
+        y_true = np.repeat(np.arange(7), cm.sum(axis=1))
+        y_pred = np.concatenate([np.repeat(np.arange(7), r) for r in cm])
+        assert row["accuracy"] == pytest.approx(np.mean(y_true == y_pred))
+        recalls = [np.mean(y_pred[y_true == k] == k) for k in range(7)]
+        assert row["balanced accuracy"] == pytest.approx(np.mean(recalls))
+        low, high = row["balanced interval"]
+        assert low < row["balanced accuracy"] < high and high - low < 0.2
+        low, high = row["accuracy interval"]
+        assert low < row["accuracy"] < high
+        assert row["epochs"] == len(seconds[name])
+        assert row["seconds per epoch"] == pytest.approx(np.mean(seconds[name]))
+        fresh = build_contender(name)
+        assert row["parameters"] == count_parameters(fresh)
+        assert row["GFLOPs per face"] == pytest.approx(flops_per_image(fresh) / 1e9)
+    with pytest.raises(FerError, match="no finished run"):
+        full_budget_table(_fake_results({}, {}))
+
+
+def test_contender_recipe_budgets():
+    # the full budget by default, the same recipe but for the network, its loss and epochs
+    full = {name: contender_recipe(name) for name in CONTENDERS}
+    assert full["resnet9"].epochs < full["si100"].epochs
+    assert contender_recipe("resnet9", epochs=2).epochs == 2
+    for name, recipe in full.items():
+        assert recipe.arch == name and recipe.per_class is None
+        other = contender_recipe("convnet5")
+        same = {"batch_size", "lr", "optimizer", "schedule", "augment", "precision", "channels"}
+        assert {f: getattr(recipe, f) for f in same} == {f: getattr(other, f) for f in same}
+    assert full["dacl"].objective == "dacl" and full["si100"].objective == "cross_entropy"
+    with pytest.raises(FerError, match="unknown contender"):
+        contender_recipe("vgg")

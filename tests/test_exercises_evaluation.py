@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import train_one_batch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from torch import nn
@@ -26,14 +27,6 @@ from fer_helpers.exercises.evaluation import (
 )
 
 # --- right answers -------------------------------------------------------------------------
-
-
-def train_one_batch(model, loss_fn, optimizer, x, y):
-    optimizer.zero_grad()
-    loss = loss_fn(model(x), y)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
 def batch_accuracy(scores, labels):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import train_one_batch
 from torch import nn
 
 from fer_helpers.exercises import ExerciseError, NotDoneYet
@@ -15,14 +16,6 @@ from fer_helpers.exercises.references import REFERENCES
 from fer_helpers.exercises.training import check_evaluate, check_train_one_epoch
 
 # --- right answers -------------------------------------------------------------------------
-
-
-def train_one_batch(model, loss_fn, optimizer, x, y):
-    optimizer.zero_grad()
-    loss = loss_fn(model(x), y)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
 def train_one_epoch(model, loader, loss_fn, optimizer, device, epoch, epochs, log_every):

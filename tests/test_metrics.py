@@ -276,3 +276,52 @@ def test_wilson_interval_shrinks_with_more_images_and_refuses_nonsense() -> None
     for k, n, confidence in [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95), (2, 5, 1.0)]:
         with pytest.raises(ValueError):
             metrics.wilson_interval(k, n, confidence)
+
+
+def _faces_of(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred): one entry per face that the confusion matrix counts."""
+    k = len(cm)
+    cells = np.repeat(np.arange(k * k), cm.ravel())
+    return cells // k, cells % k
+
+
+def test_bootstrap_interval_matches_resampling_the_faces_themselves() -> None:
+    # an asymmetric 3-class matrix with a rare class: the reference draws face indices and
+    # scores each draw with scikit-learn, never looking at the confusion matrix
+    cm = np.array([[50, 8, 2], [10, 120, 30], [3, 4, 13]])
+    y_true, y_pred = _faces_of(cm)
+    rng = np.random.default_rng(1)
+    reference = []
+    for _ in range(2000):
+        pick = rng.integers(0, len(y_true), len(y_true))
+        reference.append(skm.balanced_accuracy_score(y_true[pick], y_pred[pick]))
+    expected = np.percentile(reference, [2.5, 97.5])
+    low, high = metrics.bootstrap_interval(cm, draws=2000)
+    np.testing.assert_allclose([low, high], expected, atol=0.012)
+    assert low < metrics.balanced_accuracy(cm) < high
+
+
+def test_bootstrap_interval_of_accuracy_agrees_with_wilson() -> None:
+    cm = np.array([[700, 300], [150, 850]])  # 1,550 of 2,000 right
+    low, high = metrics.bootstrap_interval(cm, metrics.accuracy, draws=4000, seed=3)
+    wilson = metrics.wilson_interval(1550, 2000)
+    np.testing.assert_allclose([low, high], wilson, atol=0.004)
+    # near 1 the interval is lopsided: more room below than above, never past 1
+    sure = np.array([[495, 5], [0, 500]])
+    low, high = metrics.bootstrap_interval(sure, metrics.accuracy)
+    assert high <= 1.0 and 0.995 - low > high - 0.995
+
+
+def test_bootstrap_interval_narrows_with_confidence_and_faces_and_refuses_nonsense() -> None:
+    cm = np.array([[40, 10], [5, 45]])
+    wide = metrics.bootstrap_interval(cm, confidence=0.99)
+    narrow = metrics.bootstrap_interval(cm, confidence=0.8)
+    more = metrics.bootstrap_interval(cm * 20)
+    assert wide[0] < narrow[0] < narrow[1] < wide[1]
+    assert more[1] - more[0] < (narrow[1] - narrow[0])
+    assert metrics.bootstrap_interval(cm, seed=5) == metrics.bootstrap_interval(cm, seed=5)
+    for bad in ({"confidence": 1.0}, {"confidence": 0.0}, {"draws": 0}):
+        with pytest.raises(ValueError):
+            metrics.bootstrap_interval(cm, **bad)
+    with pytest.raises(ValueError):
+        metrics.bootstrap_interval(np.zeros((2, 2), dtype=int))

@@ -9,9 +9,9 @@ no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
 course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier days'
 machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
 one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
-recipe of that day (README, "The series on full FER2013"); 06, 07 and 08 again on that
-machine after 06 moved to the fast recipe and 08 to fine-tuning a shipped ResNet-18, with no
-saved model of theirs. A laptop CPU with
+recipe of that day (README, "The series on full FER2013"); 06, 07, 08 and 11 again on that
+machine after 06 moved to the fast recipe, 08 to fine-tuning a shipped ResNet-18 and 11 to
+reading its full-budget runs from a results file, with no saved model of theirs. A laptop CPU with
 more cores is faster.
 """
 
@@ -123,11 +123,12 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "11_model_comparison",
-        "SI100FaceNet, Report 1's ConvNet 5, Report 3's ResNet-9 and DACL trained by one recipe "
-        "on the same faces; FLOPs of a convolution by hand, checked with PyTorch's counter; "
-        "parameters, FLOPs, seconds per epoch, accuracy and balanced accuracy in one table and "
-        "one plot",
-        1551,
+        "SI100FaceNet, Report 1's ConvNet 5, Report 3's ResNet-9 and DACL by one recipe on all "
+        "the training faces; FLOPs of a convolution by hand, checked with PyTorch's counter; the "
+        "cheaper two trained live beside the four full-budget runs; parameters, FLOPs, seconds "
+        "per epoch, accuracy and balanced accuracy with 95% intervals (Wilson, bootstrap) in one "
+        "table and two plots; an effect, or the validation faces' noise",
+        154,
     ),
 )
 
