@@ -82,3 +82,27 @@ def test_one_bad_name_in_a_list_is_named():
         parse_classes("happy,joy,sad")
     with pytest.raises(ClassNameError, match="'joy'"):
         fer_labels(["happy", "joy"])
+
+
+@pytest.mark.parametrize(
+    ("parse", "given", "message"),
+    [
+        (
+            canonical_name,
+            "joy?",
+            "unknown class name 'joy?': expected one of "
+            "angry, disgust, fear, happy, sad, surprise, neutral",
+        ),
+        (parse_classes, " , ", "no class names given: expected e.g. 'happy,neutral,sad' or 'all'"),
+        (
+            parse_classes,
+            "happy,Happiness,sad",
+            "class names repeat in happy, happy, sad: give each class once",
+        ),
+    ],
+)
+def test_a_wrong_class_name_gets_one_line_that_says_what_was_expected(parse, given, message):
+    # the whole line, written out: the user reads it, so a garbled list is a bug
+    with pytest.raises(ClassNameError) as raised:
+        parse(given)
+    assert str(raised.value) == message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -302,10 +303,15 @@ def test_bootstrap_interval_matches_resampling_the_faces_themselves() -> None:
 
 
 def test_bootstrap_interval_of_accuracy_agrees_with_wilson() -> None:
-    cm = np.array([[700, 300], [150, 850]])  # 1,550 of 2,000 right
+    # unequal rows: accuracy (0.74) and balanced accuracy (0.70) differ, so the metric matters
+    cm = np.array([[420, 380], [140, 1060]])  # 1,480 of 2,000 right
     low, high = metrics.bootstrap_interval(cm, metrics.accuracy, draws=4000, seed=3)
-    wilson = metrics.wilson_interval(1550, 2000)
+    wilson = metrics.wilson_interval(1480, 2000)
     np.testing.assert_allclose([low, high], wilson, atol=0.004)
+    balanced = metrics.bootstrap_interval(cm, draws=4000, seed=3)  # the default metric
+    exact = (420 / 800 + 1060 / 1200) / 2
+    assert metrics.balanced_accuracy(cm) == pytest.approx(exact)
+    assert abs(sum(balanced) / 2 - exact) < 0.005 < (low + high) / 2 - sum(balanced) / 2
     # near 1 the interval is lopsided: more room below than above, never past 1
     sure = np.array([[495, 5], [0, 500]])
     low, high = metrics.bootstrap_interval(sure, metrics.accuracy)
@@ -320,8 +326,81 @@ def test_bootstrap_interval_narrows_with_confidence_and_faces_and_refuses_nonsen
     assert wide[0] < narrow[0] < narrow[1] < wide[1]
     assert more[1] - more[0] < (narrow[1] - narrow[0])
     assert metrics.bootstrap_interval(cm, seed=5) == metrics.bootstrap_interval(cm, seed=5)
-    for bad in ({"confidence": 1.0}, {"confidence": 0.0}, {"draws": 0}):
-        with pytest.raises(ValueError):
+    for bad, message in (
+        ({"confidence": 1.0}, "confidence must be between 0 and 1, got 1.0"),
+        ({"confidence": 0.0}, "confidence must be between 0 and 1, got 0.0"),
+        ({"draws": 0}, "draws must be at least 1, got 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
             metrics.bootstrap_interval(cm, **bad)
-    with pytest.raises(ValueError):
+    low, high = metrics.bootstrap_interval(cm, draws=1)  # one draw: one score, no spread
+    assert low == high
+    with pytest.raises(ValueError, match="empty"):
         metrics.bootstrap_interval(np.zeros((2, 2), dtype=int))
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        metrics.accuracy,
+        metrics.balanced_accuracy,
+        metrics.weighted_recall,
+        metrics.bootstrap_interval,
+    ],
+)
+def test_scores_refuse_a_matrix_that_is_not_square_or_holds_nothing(score) -> None:
+    for shape in [(2, 3), (3, 2), (4,), (2, 2, 2)]:
+        with pytest.raises(ValueError, match=re.escape(f"must be square, got shape {shape}")):
+            score(np.ones(shape, dtype=int))
+    with pytest.raises(ValueError, match="the confusion matrix is empty"):
+        score(np.zeros((3, 3), dtype=int))
+
+
+@pytest.mark.parametrize("score", [metrics.recall_per_class, metrics.precision_per_class])
+def test_per_class_scores_of_an_empty_matrix_are_zero(score) -> None:
+    # nothing counted: every ratio is 0/0, reported as 0 (sklearn's zero_division=0)
+    np.testing.assert_array_equal(score(np.zeros((3, 3), dtype=int)), np.zeros(3))
+
+
+def test_a_class_with_a_single_true_face_counts_in_balanced_accuracy() -> None:
+    y_true = np.array([0, 0, 0, 1, 2, 2])  # class 1 has exactly one true face, predicted right
+    y_pred = np.array([0, 1, 2, 1, 2, 0])
+    cm = metrics.confusion_matrix(y_true, y_pred, 3)
+    assert metrics.balanced_accuracy(cm) == pytest.approx(
+        skm.balanced_accuracy_score(y_true, y_pred)
+    )
+    assert metrics.balanced_accuracy(cm) == pytest.approx((1 / 3 + 1 + 1 / 2) / 3)
+
+
+def test_confusion_matrix_of_one_face_and_of_none() -> None:
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix([2], [0], 3), [[0, 0, 0], [0, 0, 0], [1, 0, 0]]
+    )
+    np.testing.assert_array_equal(metrics.confusion_matrix([], [], 3), np.zeros((3, 3)))
+    # a single label is checked like many: its range and its type
+    with pytest.raises(
+        ValueError, match=re.escape("y_true has label 7 at position 0: expected labels 0..6")
+    ):
+        metrics.confusion_matrix([7], [0], 7)
+    with pytest.raises(ValueError, match="y_pred must hold integer class labels"):
+        metrics.confusion_matrix([1], [1.0], 7)
+
+
+def test_wilson_interval_of_a_single_face_and_its_refusals() -> None:
+    # one face, right: worked by hand, centre (1 + z²/2) / (1 + z²) and half-width
+    # (z²/2) / (1 + z²), so the interval runs from 1 / (1 + z²) to exactly 1
+    z = 1.959963984540054
+    low, high = metrics.wilson_interval(1, 1)
+    assert low == pytest.approx(1 / (1 + z**2)) and high == pytest.approx(1.0)
+    low, high = metrics.wilson_interval(0, 1)  # and wrong: the mirror image
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(z**2 / (1 + z**2))
+    for args, message in (
+        ((0, 0), "n must be at least 1 image, got 0"),
+        ((3, 2), "successes must be between 0 and n = 2, got 3"),
+        ((-1, 2), "successes must be between 0 and n = 2, got -1"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            metrics.wilson_interval(*args)
+    for confidence in (0.0, 1.0):
+        with pytest.raises(ValueError, match="confidence"):
+            metrics.wilson_interval(1, 2, confidence=confidence)
