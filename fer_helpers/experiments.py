@@ -574,8 +574,9 @@ def plot_histories(
     for k, (name, variant) in enumerate(v for v in results["variants"].items() if v[1]["runs"]):
         colour = colours[k % len(colours)]
         curves = [_curve(run["history"], metric) for run in variant["runs"]]
-        for seconds, values in curves if len(curves) > 1 else []:  # one run: its mean is it
-            ax.plot(seconds, values, color=colour, alpha=0.35, linewidth=1.5)
+        if len(curves) > 1:  # one run: the thick line below is that run
+            for seconds, values in curves:
+                ax.plot(seconds, values, color=colour, alpha=0.35, linewidth=1.5)
         steps = min(len(values) for _, values in curves)
         mean_seconds = np.mean([seconds[:steps] for seconds, _ in curves], axis=0)
         mean_values = np.mean([values[:steps] for _, values in curves], axis=0)
