@@ -225,7 +225,7 @@ def measure_pipeline(
                 history["val_bal_acc_mirror"].append(mirror["balanced_accuracy"])
             result["epochs"] = history
         # Speed on a fresh model of its own, so that it does not disturb the run above.
-        result["train_images_per_second"] = _throughput(
+        result["train_images_per_second"] = training_throughput(
             build_training(recipe, 3, 10**6)[:3], train_loader, steps, settings
         )
         result.update(_inference(model, val_loader, recipe.channels_last, precision))
@@ -233,12 +233,19 @@ def measure_pipeline(
     return result
 
 
-def _throughput(training: tuple, loader: Iterable, steps: int, settings: dict) -> float:
-    """Training images/s of a fresh model over `steps` batches, after 5 warm-up batches."""
+def training_throughput(
+    training: tuple, loader: Iterable, steps: int, settings: dict, warmup: int = 5
+) -> float:
+    """Training images/s over `steps` batches of `loader` (cycled), after `warmup` untimed
+    ones, by the one training loop: training is (model, objective, optimizer(s)), settings
+    are fit's other keyword arguments (device, precision, channels_last; quiet unless they
+    say otherwise). The model's weights change."""
     from .train import fit
 
     model, loss_fn, optimizer = training
-    fit(model, _Take(loader, 5), loss_fn, optimizer, 1, **settings)
+    settings = {"log": _silent, "progress": False, **settings}
+    if warmup > 0:
+        fit(model, _Take(loader, warmup), loss_fn, optimizer, 1, **settings)
     timed = _Take(loader, steps)
     history = fit(model, timed, loss_fn, optimizer, 1, **settings)
     return timed.images / history["epoch_seconds"][0]

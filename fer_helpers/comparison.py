@@ -34,7 +34,7 @@ from .metrics import (
     confusion_matrix,
     wilson_interval,
 )
-from .models import build_model, count_parameters, input_channels
+from .models import build_model, count_parameters, input_channels, input_size
 from .paths import weights_path
 from .plots import styled
 from .recipes import TrainRecipe, train_or_load
@@ -102,14 +102,15 @@ def build_contender(name: str, num_classes: int = len(EMOTIONS), channels: int =
     return build_model(name, num_classes=num_classes, **recipe.model_kwargs())
 
 
-def flops_per_image(model: nn.Module, size: int = 48) -> int:
-    """Floating-point operations of one forward pass of one face of size x size pixels,
-    with the channels the model takes (a multiply-add counts 2).
+def flops_per_image(model: nn.Module, size: int | None = None) -> int:
+    """Floating-point operations of one forward pass of one face of size x size pixels
+    (default: the size the model takes), with the channels it takes (a multiply-add counts 2).
 
     Counts what dominates: convolutions and matrix products (torch's FlopCounterMode);
     batch norm, activations and pooling add a few percent more.
     """
     channels = input_channels(model)
+    size = input_size(model) if size is None else size
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()  # batch norm in training mode needs more than one image

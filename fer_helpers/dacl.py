@@ -27,7 +27,6 @@ through its recipe (variant_recipe).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
@@ -37,15 +36,16 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from .bench import training_throughput
 from .data import FaceData
 from .errors import FerError
 from .labels import EMOTIONS
 from .losses import LAMBDA, DACLLoss
 from .metrics import accuracy, balanced_accuracy
-from .models import DACLNet
+from .models import DACLNet, input_channels, input_size
 from .paths import weights_path
 from .plots import styled
-from .recipes import TrainRecipe, train_or_load
+from .recipes import TrainRecipe, recipe_optimizers, train_or_load
 
 VARIANTS: dict[str, tuple[float, bool]] = {
     "softmax": (0.0, False),  # cross-entropy alone: lambda = 0
@@ -177,25 +177,28 @@ def ablation_table(
 
 
 def training_speed(
-    model: DACLNet, loss_fn: DACLLoss, batch_size: int = 64, batches: int = 3, size: int = 48
+    model: DACLNet, loss_fn: DACLLoss, batch_size: int = 64, batches: int = 3
 ) -> float:
-    """Images per second of training steps (forward, backward, update) on random batches.
+    """Images per second of DACL training steps on random faces, through the one training
+    loop (train.fit) with the "dacl" variant's optimizers (the model's SGD and the class
+    centres' own), memory layout and number format.
 
-    The first step is a warm-up and is not timed. The model's weights change.
+    The faces have the channels and the size the model takes; one step first warms up,
+    untimed. The model's weights and the loss's centres change.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    model.train()
-    x = torch.rand(batch_size, 3, size, size) * 2 - 1
-    y = torch.arange(batch_size) % loss_fn.center_loss.centres.shape[0]
-    began = 0.0
-    for step in range(batches + 1):
-        if step == 1:
-            began = time.perf_counter()
-        loss, _, _ = loss_fn(*model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return batches * batch_size / (time.perf_counter() - began)
+    recipe = variant_recipe("dacl", start_from=None)
+    side, channels = input_size(model), input_channels(model)
+    classes = loss_fn.center_loss.centres.shape[0]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch_size, channels, side, side, generator=generator) * 2 - 1
+    faces = [(x, torch.arange(batch_size) % classes)]  # every class, as far as the batch goes
+    settings = {
+        "device": next(model.parameters()).device,
+        "channels_last": recipe.channels_last,
+        "precision": recipe.precision,
+    }
+    training = (model, loss_fn, recipe_optimizers(recipe, model, loss_fn))
+    return training_throughput(training, faces, batches, settings, warmup=1)
 
 
 def attention_similarity(

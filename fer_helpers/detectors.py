@@ -1,8 +1,7 @@
 """Face detectors by name: OpenCV's Haar cascade (the course's) or MTCNN (stronger).
 
-    boxes = detect(image)                          # the Haar cascade, as faces.detect_faces
-    boxes = detect(image, detector="mtcnn")        # MTCNN: occluded, turned and small faces too
-    find = get_detector("mtcnn")                   # the function itself: find(image, min_size)
+    find = get_detector("mtcnn")   # or "haar", the course's cascade: faces.detect_faces
+    boxes = find(image)            # MTCNN: occluded, turned and small faces too
 
 Every detector takes a gray (H, W) or RGB (H, W, 3) uint8 image and returns
 boxes (x, y, w, h) in the image's pixels, clipped to the image, left to right:
@@ -299,8 +298,3 @@ def get_detector(name: str) -> Detector:
     if name not in DETECTORS:
         raise FerError(f"unknown face detector {name!r}: choose one of {', '.join(DETECTORS)}")
     return DETECTORS[name]
-
-
-def detect(image: np.ndarray, detector: str = "haar", min_size: int = MIN_FACE) -> list[Box]:
-    """Boxes (x, y, w, h) of the faces in a gray or RGB uint8 image, found by `detector`."""
-    return get_detector(detector)(image, min_size=min_size)

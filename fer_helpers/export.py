@@ -38,7 +38,8 @@ from .checkpoints import SCALE, load_model
 from .errors import FerError
 from .files import atomic_write
 from .labels import parse_classes
-from .models import build_model, count_parameters
+from .models import build_model, count_parameters, input_channels
+from .models import input_size as model_input_size  # export_onnx's argument has its name
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "scores"
@@ -59,14 +60,15 @@ _LEARNED_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorP
 def export_onnx(
     model: nn.Module,
     path: str | Path,
-    input_size: int = 48,
+    input_size: int | None = None,
     channels: int | None = None,
     opset: int | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Path:
     """Write `model` as an ONNX file that takes images (batch, channels, size, size).
 
-    channels: default, what the model's first convolution takes (1 or 3).
+    input_size and channels: default, what the model takes (models.input_size,
+    models.input_channels).
 
     The batch size stays free (any batch works), the model is exported in eval
     mode from a CPU copy (the model you pass is left as it was), class names go
@@ -74,8 +76,8 @@ def export_onnx(
     ONNX operator-set version (default: the exporter's recommended one).
     """
     model = _cpu_copy(model)
-    if channels is None:
-        channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
+    input_size = model_input_size(model) if input_size is None else input_size
+    channels = input_channels(model) if channels is None else channels
     # An example batch of 2: torch.export would take a batch of 1 as a fixed size.
     example = torch.zeros(2, channels, input_size, input_size)
     with _quiet_loggers("onnxscript", "onnx_ir"):
@@ -180,12 +182,12 @@ def export_checkpoint(
     """
     if weights is None:
         class_names: Sequence[str] | None = parse_classes(classes)
-        model, channels, input_size = build_model("si100", len(class_names)), 3, 48
+        model, channels = build_model("si100", len(class_names)), 3
     else:
         model, info = load_model(weights, class_names=classes)
         class_names = info["class_names"]
         channels = info["normalization"]["channels"]
-        input_size = info["arch_kwargs"].get("input_size", 48)
+    input_size = model_input_size(model)
     model.eval()
     path = export_onnx(model, out, input_size, channels, class_names=class_names)
     onnx_model = check_onnx(path)

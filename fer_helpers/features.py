@@ -37,6 +37,7 @@ from torch import nn
 
 from .errors import DataError, FerError
 from .labels import EMOTIONS
+from .models import check_input
 from .plots import styled
 
 BLOCKS: tuple[tuple[str, str, str], ...] = (
@@ -102,7 +103,9 @@ def capture_activations(
 
     x goes to the model's device; the activations come back on the CPU, in the
     order of `layers`. Put the model in eval mode first (trained models load so).
+    A batch of other channels or another size than the model takes is a FerError.
     """
+    check_input(model, x)
     device = next(model.parameters()).device
     with record_activations(model, layers) as activations, torch.no_grad():
         model(x.to(device))

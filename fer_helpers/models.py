@@ -56,6 +56,10 @@ from torchvision.models import resnet18
 
 from .errors import FerError
 
+INPUT_SIZE = 48
+"""The side in pixels of the faces every model here takes unless built for another:
+FER2013's 48x48."""
+
 
 class SI100FaceNet(nn.Module):
     """Three conv -> max-pool -> LeakyReLU blocks, then two fully connected layers.
@@ -81,7 +85,7 @@ class SI100FaceNet(nn.Module):
         in_channels: int = 3,
         hidden: int = 256,
         print_shapes: bool = False,
-        input_size: int = 48,
+        input_size: int = INPUT_SIZE,
         batch_norm: bool = False,
         dropout: float = 0.0,
         width: int = 64,
@@ -163,9 +167,10 @@ class ConvNet5(nn.Module):
         width: int = 64,
         hidden: int = 512,
         dropout: float = 0.4,
-        input_size: int = 48,
+        input_size: int = INPUT_SIZE,
     ) -> None:
         super().__init__()
+        self.input_size = input_size
         blocks: list[nn.Module] = []
         channels = in_channels
         for _ in range(3):
@@ -230,9 +235,10 @@ class ResNet9(nn.Module):
         in_channels: int = 3,
         widths: tuple[int, int, int] = (128, 256, 512),
         dropout: float = 0.5,
-        input_size: int = 48,
+        input_size: int = INPUT_SIZE,
     ) -> None:
         super().__init__()
+        self.input_size = input_size
         stages: list[nn.Module] = []
         channels = in_channels
         for width in widths:
@@ -262,6 +268,8 @@ class SmallVGG(nn.Module):
     256 numbers, then dropout and Linear 256 -> classes. So nearly all of its 1.17 M
     parameters are in convolutions (SI100FaceNet keeps 86% of its in one linear layer).
     """
+
+    input_size = INPUT_SIZE  # global pooling runs at any size; what it learned is at 48x48
 
     def __init__(
         self,
@@ -313,6 +321,10 @@ class Ensemble(nn.Module):
         if any(count != num_classes for count in counts):  # before building any member
             raise FerError(f"ensemble of {num_classes} classes, members for {counts} classes")
         self.members = nn.ModuleList(build_model(m["arch"], **m["arch_kwargs"]) for m in members)
+        sizes = sorted({input_size(member) for member in self.members})
+        if len(sizes) > 1:
+            raise FerError(f"the members of an ensemble must take one input size, not {sizes}")
+        self.input_size = sizes[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the members' mean probability, shape (batch, num_classes)."""
@@ -354,6 +366,8 @@ class ResNet18Faces(nn.Module):
     cross-entropy alone. Its layers carry the same names as DACLNet's (backbone, fc), so a
     trained one gives a DACLNet everything but the attention net (pretrained.load_backbone).
     """
+
+    input_size = INPUT_SIZE  # global pooling runs at any size; what it learned is at 48x48
 
     def __init__(self, num_classes: int = 7, in_channels: int = 3, maxpool: bool = True) -> None:
         super().__init__()
@@ -415,14 +429,19 @@ class DACLNet(nn.Module):
     """Parts a plain ResNet18Faces lacks: fresh when a DACLNet starts from one."""
 
     def __init__(
-        self, num_classes: int = 7, in_channels: int = 3, size: int = 48, maxpool: bool = True
+        self,
+        num_classes: int = 7,
+        in_channels: int = 3,
+        input_size: int = INPUT_SIZE,
+        maxpool: bool = True,
     ) -> None:
         super().__init__()
+        self.input_size = input_size  # the attention net is sized from its feature map
         resnet = ResNet18Faces(num_classes, in_channels, maxpool)
         self.backbone, self.pool, self.fc = resnet.backbone, resnet.pool, resnet.fc
         with torch.no_grad():
             self.map_shape = tuple(
-                self.backbone.eval()(torch.zeros(1, in_channels, size, size)).shape
+                self.backbone.eval()(torch.zeros(1, in_channels, input_size, input_size)).shape
             )
         self.backbone.train()
         self.attention = AttentionNet(math.prod(self.map_shape[1:]), FEATURES)
@@ -446,10 +465,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 inference.scores_of takes the scores of any of them."""
 
 
+RENAMED_OPTIONS: dict[str, dict[str, str]] = {"dacl": {"size": "input_size"}}
+"""Constructor arguments renamed since checkpoints saved them: model -> {old: new}."""
+
+
 def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
-    """A fresh model from the registry, e.g. build_model("si100", num_classes=7)."""
+    """A fresh model from the registry, e.g. build_model("si100", num_classes=7).
+
+    Every checkpoint and ensemble member is rebuilt here, so an argument saved under an
+    older name (RENAMED_OPTIONS) is read under its new one here, once.
+    """
     if name not in MODELS:
         raise FerError(f"unknown model {name!r}: expected one of {', '.join(sorted(MODELS))}")
+    renamed = RENAMED_OPTIONS.get(name, {})
+    kwargs = {renamed.get(key, key): value for key, value in kwargs.items()}
     return MODELS[name](num_classes=num_classes, **kwargs)
 
 
@@ -461,18 +490,34 @@ def input_channels(model: nn.Module) -> int:
     return first.in_channels
 
 
-def check_input(model: nn.Module, x: torch.Tensor) -> None:
-    """FerError when a batch (B, C, H, W) has other channels than the model takes.
+def input_size(model: nn.Module) -> int:
+    """The side in pixels of the square faces the model takes: its `input_size`, which every
+    model here sets (INPUT_SIZE unless built for another); INPUT_SIZE for one that does not."""
+    return int(getattr(model, "input_size", INPUT_SIZE))
 
-    Said plainly here, rather than as a convolution's shape error deep inside the model.
+
+def check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """FerError when a batch (B, C, H, W) has other channels or another size than the model
+    takes.
+
+    Said plainly here, rather than as a shape error deep inside the model (or, for a model
+    with global pooling, no error and scores of faces at a scale it never learned).
     """
     if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return  # not a network of images (a test's linear model): nothing to check
-    wanted = input_channels(model)
+    name, wanted = type(model).__name__, input_channels(model)
     if x.dim() != 4 or x.shape[1] != wanted:
         raise FerError(
-            f"{type(model).__name__} takes batches of {wanted}-channel faces "
+            f"{name} takes batches of {wanted}-channel faces "
             f"(batch, {wanted}, height, width), not {tuple(x.shape)}"
+        )
+    if not hasattr(model, "input_size"):
+        return  # a network built elsewhere that does not say its size: not held to one
+    side = input_size(model)
+    if tuple(x.shape[2:]) != (side, side):
+        raise FerError(
+            f"{name} takes {side}x{side} faces, not {x.shape[2]}x{x.shape[3]} "
+            f"(batch {tuple(x.shape)}); resize them or build the model with input_size"
         )
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from .checkpoints import load_checkpoint, load_model, save_checkpoint, scoring_tta
 from .errors import CheckpointError
 from .inference import TTA_WORDS, scores_of, tta_mode
-from .models import input_channels
+from .models import input_channels, input_size
 
 SHIPPED_DIR = Path(__file__).with_name("weights")
 SHIPPED = {
@@ -62,7 +62,7 @@ def load_pretrained(
     return load_model(resolve_weights(name_or_path), class_names=class_names, device=device)
 
 
-def output_layer(model: nn.Module, size: int = 48) -> str:
+def output_layer(model: nn.Module) -> str:
     """The name of the model's last layer: the linear layer whose output is the class scores."""
     outputs: dict[str, torch.Tensor] = {}
     linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -73,7 +73,8 @@ def output_layer(model: nn.Module, size: int = 48) -> str:
     was_training = model.training
     try:
         with torch.no_grad():
-            scores = scores_of(model.eval(), torch.zeros(1, input_channels(model), size, size))
+            side = input_size(model)
+            scores = scores_of(model.eval(), torch.zeros(1, input_channels(model), side, side))
     finally:
         model.train(was_training)
         for hook in hooks:

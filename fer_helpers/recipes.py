@@ -7,15 +7,15 @@
 A TrainRecipe names everything that decides how a model trains: the network and its
 options, the optimizer and schedule, the objective (cross-entropy, class-weighted, or
 DACL's), the faces it sees (classes, faces per class, sampling, augmentation). COURSE is the
-handout's: SI100FaceNet on happy / neutral / sad, batch 32, Adam with learning
-rate 1e-3, cross-entropy, 10 epochs. FAST reaches the course's best validation
-accuracy in a fraction of its time on a laptop CPU (README has the figures, from
-`bench --full`): the same network half as wide with batch norm after each pooling,
-a one-cycle learning rate with AdamW, label smoothing, one gray input channel,
-mirrored faces, bfloat16 where the CPU computes in it, and channels_last memory.
-Both are validated on one look at each face. With FER_TINY=1 (24 training images) every
-recipe trains 1 epoch. Notebook 04's weights go to weights/face_expression.pth,
-tagged by the data (see paths.weights_path), so a run on synthetic or tiny data
+handout's: SI100FaceNet on happy / neutral / sad, batch 32, Adam with learning rate 1e-3,
+cross-entropy, 10 epochs. FAST reaches the best validation accuracy the course's recipe
+reaches in its 10 epochs more than ten times sooner on a 2-core CPU, both scored on one look
+at each face (README has the figures, from `bench --full`): the same network half as wide
+with batch norm after each pooling, a one-cycle learning rate with AdamW, label smoothing,
+one gray input channel, mirrored faces, bfloat16 where the CPU computes in it, and
+channels_last memory. With FER_TINY=1 (24 training images) every recipe trains 1 epoch.
+Notebook 04's weights go to weights/face_expression.pth, tagged by the data (see
+paths.weights_path), so a run on synthetic or tiny data
 never overwrites the one trained on FER2013.
 """
 
@@ -69,6 +69,55 @@ OBJECTIVES = {
     "dacl": "cross-entropy + sparse center loss weighted by the attention (DACL)",
 }
 CENTRE_LR = 0.5  # the class centres' plain SGD (center loss usually learns them this fast)
+MODEL_OPTIONS = ("batch_norm", "dropout", "width", "pool_before_norm")
+"""The TrainRecipe fields that go to the model's constructor when the model takes them."""
+
+
+# --- What each architecture takes from a recipe -------------------------------------------
+
+
+def honours(arch: str, option: str, value: object) -> bool:
+    """True if the architecture can be built with option=value: it takes the option, or
+    it is built that way anyway (batch_norm=True for a ResNet, which always has it)."""
+    if option in model_options(arch):
+        return True
+    return option == "batch_norm" and value == has_batch_norm(arch)
+
+
+def recipe_options(arch: str) -> str:
+    """The MODEL_OPTIONS a recipe can set for an architecture, in words: each one it takes,
+    with its default, and batch_norm at the one value it is built with when it does not
+    take it, e.g. "batch_norm (True only), dropout (default 0.5)"."""
+    options = model_options(arch)
+    words = [
+        f"{option} (default {options[option]!r})"
+        if option in options
+        else f"{option} ({has_batch_norm(arch)!r} only)"
+        for option in MODEL_OPTIONS
+        if option in options or option == "batch_norm"
+    ]
+    return ", ".join(words)
+
+
+@functools.cache
+def model_options(arch: str) -> dict[str, object]:
+    """The options an architecture's constructor takes, with their defaults (not the sizes
+    every model has: num_classes, in_channels)."""
+    if arch not in MODELS:
+        raise FerError(f"unknown model {arch!r}: expected one of {', '.join(sorted(MODELS))}")
+    parameters = inspect.signature(MODELS[arch]).parameters.values()
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.name not in ("num_classes", "in_channels") and p.default is not p.empty
+    }
+
+
+@functools.cache
+def has_batch_norm(arch: str) -> bool:
+    """True if the architecture, built as it is, normalises with batch norm."""
+    model = MODELS[arch](num_classes=2)
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 # --- Training recipes: the course's and the fast one, as data -------------------------------
@@ -136,26 +185,27 @@ class TrainRecipe:
             )
         if self.per_class is not None and self.per_class < 1:
             raise FerError(f"per_class must be at least 1, not {self.per_class}")
+        self.model_kwargs()  # refuses a model option now, not after the data have loaded
 
     def model_kwargs(self) -> dict:
         """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs).
 
-        batch_norm, dropout, width and pool_before_norm go to the model when it takes them;
-        a setting the model cannot honour is refused with the options it takes, never
-        dropped silently.
+        batch_norm, dropout, width and pool_before_norm (MODEL_OPTIONS) go to the model when
+        it takes them; a setting the model cannot honour is refused with the options a recipe
+        can set for it (recipe_options), never dropped silently.
         """
         kwargs: dict = {"in_channels": self.channels}
         options = model_options(self.arch)
-        for option in ("batch_norm", "dropout", "width", "pool_before_norm"):
+        for option in MODEL_OPTIONS:
             value = getattr(self, option)
             if value is None:
                 continue
             if option in options:
                 kwargs[option] = value
             elif not honours(self.arch, option, value):
-                taken = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "none"
                 raise FerError(
-                    f"model {self.arch!r} cannot take {option}={value!r}; its options: {taken}"
+                    f"model {self.arch!r} cannot take {option}={value!r}; "
+                    f"a recipe can set for it: {recipe_options(self.arch)}"
                 )
         return kwargs
 
@@ -202,7 +252,9 @@ def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
     recipe's dropout is no reason to refuse a ResNet without one)."""
     if arch == recipe.arch:
         return recipe
-    moved = replace(recipe, arch=arch, width=None, pool_before_norm=None)  # checks the arch
+    moved = replace(  # checks the arch; the options come back below where it honours them
+        recipe, arch=arch, width=None, pool_before_norm=None, dropout=None, batch_norm=None
+    )
     kept = {
         option: value if value is None or honours(arch, option, value) else None
         for option, value in (("dropout", recipe.dropout), ("batch_norm", recipe.batch_norm))
@@ -210,40 +262,11 @@ def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
     return replace(moved, **kept)
 
 
-def honours(arch: str, option: str, value: object) -> bool:
-    """True if the architecture can be built with option=value: it takes the option, or
-    it is built that way anyway (batch_norm=True for a ResNet, which always has it)."""
-    if option in model_options(arch):
-        return True
-    return option == "batch_norm" and value == has_batch_norm(arch)
-
-
 def recipe_from_record(record: dict) -> TrainRecipe:
     """The TrainRecipe a checkpoint recorded (extra["recipe"]); a field it predates takes
     its default, which is what that run trained with."""
     known = {f.name for f in fields(TrainRecipe)}
     return TrainRecipe(**{key: value for key, value in record.items() if key in known})
-
-
-@functools.cache
-def model_options(arch: str) -> dict[str, object]:
-    """The options an architecture's constructor takes, with their defaults (not the sizes
-    every model has: num_classes, in_channels)."""
-    if arch not in MODELS:
-        raise FerError(f"unknown model {arch!r}: expected one of {', '.join(sorted(MODELS))}")
-    parameters = inspect.signature(MODELS[arch]).parameters.values()
-    return {
-        p.name: p.default
-        for p in parameters
-        if p.name not in ("num_classes", "in_channels") and p.default is not p.empty
-    }
-
-
-@functools.cache
-def has_batch_norm(arch: str) -> bool:
-    """True if the architecture, built as it is, normalises with batch norm."""
-    model = MODELS[arch](num_classes=2)
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def build_training(
@@ -274,15 +297,8 @@ def build_training(
     else:
         plain = recipe.objective == "center"
         loss_fn = DACLLoss(num_classes, FEATURES, lam=LAMBDA, plain=plain)
-    params, decay = model.parameters(), recipe.weight_decay
-    if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            params, lr=recipe.lr, momentum=0.9, nesterov=True, weight_decay=decay
-        )
-    elif recipe.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=decay)
-    else:
-        optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=decay)
+    optimizers = recipe_optimizers(recipe, model, loss_fn)
+    optimizer = optimizers[0]
     total_steps = recipe.epochs * steps_per_epoch
     if recipe.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -293,10 +309,27 @@ def build_training(
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=0.1)
     else:
         scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    centres = list(loss_fn.parameters())
+    return model, loss_fn, optimizers if len(optimizers) > 1 else optimizer, scheduler
+
+
+def recipe_optimizers(
+    recipe: TrainRecipe, model: nn.Module, objective: nn.Module
+) -> list[torch.optim.Optimizer]:
+    """The recipe's optimizer of the model's weights, then, for an objective that learns
+    class centres ("center", "dacl"), the centres' own plain SGD (recipe.centre_lr)."""
+    params, decay = model.parameters(), recipe.weight_decay
+    if recipe.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=recipe.lr, momentum=0.9, nesterov=True, weight_decay=decay
+        )
+    elif recipe.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=decay)
+    else:
+        optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=decay)
+    centres = list(objective.parameters())
     if centres:
-        return model, loss_fn, [optimizer, torch.optim.SGD(centres, lr=recipe.centre_lr)], scheduler
-    return model, loss_fn, optimizer, scheduler
+        return [optimizer, torch.optim.SGD(centres, lr=recipe.centre_lr)]
+    return [optimizer]
 
 
 def recipe_loaders(

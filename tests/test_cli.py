@@ -60,6 +60,25 @@ def test_errors_are_one_line_and_exit_non_zero(capsys, argv, message):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
+def test_a_model_option_the_model_does_not_take_is_refused_before_the_data_load(
+    tmp_path, capsys, monkeypatch
+):
+    import fer_helpers.data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data were loaded before the recipe was checked")
+
+    monkeypatch.setattr(fer_helpers.data, "load_data", no_loading)
+    out = tmp_path / "dacl.pth"
+    argv = ["train", "--data", "synthetic", "--model", "dacl", "--dropout", "0.1"]
+    status, stdout, err = run_cli(capsys, *argv, "--out", str(out))
+    assert status == 2 and stdout == "" and not out.exists()
+    assert err == (
+        "error: model 'dacl' cannot take dropout=0.1; a recipe can set for it: "
+        "batch_norm (True only)\n"
+    )
+
+
 def test_train_resume_and_evaluate_round_trip(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FER_TINY", "1")
     out = tmp_path / "model.pth"

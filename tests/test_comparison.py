@@ -98,7 +98,8 @@ def test_flops_of_si100_match_the_hand_count():
 def test_flops_grow_with_the_image_not_the_parameters():
     small, large = ResNet9(in_channels=1), ResNet9(in_channels=1, input_size=96)
     assert count_parameters(small) == count_parameters(large)
-    assert flops_per_image(large, size=96) == pytest.approx(4 * flops_per_image(small), rel=1e-3)
+    assert flops_per_image(large) == pytest.approx(4 * flops_per_image(small), rel=1e-3)
+    assert flops_per_image(large) == flops_per_image(large, size=96)  # the size it takes
 
 
 # --- one recipe --------------------------------------------------------------------------------

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from conftest import assert_checker_contract
 
 from fer_helpers import paths
-from fer_helpers.dacl import ablation_table, train_variant, variant_recipe
+from fer_helpers.dacl import ablation_table, train_variant, training_speed, variant_recipe
 from fer_helpers.data import load_synthetic
 from fer_helpers.exercises import ExerciseError
 from fer_helpers.exercises.dacl import check_attention_heads, check_sparse_center_loss
 from fer_helpers.labels import EMOTIONS
 from fer_helpers.losses import LAMBDA, DACLLoss, SparseCenterLoss, sparse_center_loss
 from fer_helpers.models import DACLNet, attention_from_heads
-from fer_helpers.recipes import recipe_loaders
+from fer_helpers.recipes import CENTRE_LR, recipe_loaders
 from fer_helpers.train import fit
 
 # Two images, three features, three classes.
@@ -119,6 +119,38 @@ def test_model_outputs_and_attention_range():
     assert logits.shape == (3, 7) and features.shape == (3, 512) and attention.shape == (3, 512)
     assert torch.all((attention > 0) & (attention < 1))
     assert torch.all(features >= 0)  # pooled after ReLU
+
+
+def test_training_speed_trains_the_variant_through_fit_on_faces_the_model_takes(monkeypatch):
+    from fer_helpers import train
+
+    calls = []
+
+    def spy(model, loader, loss_fn, optimizer, epochs, **kwargs):
+        calls.append(
+            (len(loader), [(type(o).__name__, o.param_groups[0]["lr"]) for o in optimizer])
+        )
+        return fit(model, loader, loss_fn, optimizer, epochs, **kwargs)
+
+    monkeypatch.setattr(train, "fit", spy)
+    torch.manual_seed(0)
+    model = DACLNet(num_classes=3, in_channels=1, input_size=32)  # neither 3 channels nor 48
+    loss_fn = DACLLoss(num_classes=3)
+    weights, centres = (
+        model.fc.weight.detach().clone(),
+        loss_fn.center_loss.centres.detach().clone(),
+    )
+    batches = []
+    model.register_forward_pre_hook(lambda _, args: batches.append(tuple(args[0].shape)))
+    speed = training_speed(model, loss_fn, batch_size=4, batches=2)
+    assert math.isfinite(speed) and speed > 0
+    # one untimed warm-up step, then the timed ones, each by fit with the model's SGD (the
+    # "dacl" variant's learning rate) and the class centres' own
+    optimizers = [("SGD", variant_recipe("dacl").lr), ("SGD", CENTRE_LR)]
+    assert calls == [(1, optimizers), (2, optimizers)]
+    assert batches == [(4, 1, 32, 32)] * 3
+    assert not torch.equal(model.fc.weight.detach(), weights)
+    assert not torch.equal(loss_fn.center_loss.centres.detach(), centres)  # centres learn too
 
 
 def test_training_moves_centres_towards_their_class_and_lambda_zero_leaves_them():

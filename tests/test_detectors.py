@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from fer_helpers import detectors
-from fer_helpers.detectors import DETECTORS, clip_boxes, detect, get_detector, haar, mtcnn
+from fer_helpers.detectors import DETECTORS, clip_boxes, get_detector, haar, mtcnn
 from fer_helpers.errors import DataError, FerError
 from fer_helpers.faces import Box, load_photo, sample_photo_path
 
@@ -165,7 +165,7 @@ def found(shots):
 
     def find(name: str, photo_name: str) -> list[Box]:
         if (name, photo_name) not in memo:
-            memo[name, photo_name] = detect(shots[photo_name][0], name)
+            memo[name, photo_name] = get_detector(name)(shots[photo_name][0])
         return memo[name, photo_name]
 
     return find
@@ -181,7 +181,7 @@ def test_each_detector_finds_the_marked_faces_of_the_photos_and_nothing_else(nam
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_no_detector_finds_a_face_in_a_blank_image_or_noise(name, found):
     assert found(name, "blank") == [] and found(name, "noise") == []
-    assert detect(np.zeros((8, 8), np.uint8), name) == []  # smaller than any face
+    assert get_detector(name)(np.zeros((8, 8), np.uint8)) == []  # smaller than any face
 
 
 @pytest.mark.parametrize("photo_name", [*CHANGED, "camera"])
@@ -195,9 +195,9 @@ def test_mtcnn_finds_the_covered_and_turned_faces_that_haar_misses(photo_name, s
 def test_gray_and_rgb_photos_both_work(name, shots, found):
     image, marked = shots["astronaut"]
     assert score(found(name, "astronaut"), marked) == (1, 0)  # RGB
-    assert score(detect(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), name), marked) == (1, 0)
+    assert score(get_detector(name)(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)), marked) == (1, 0)
     view, marked = image[:, ::-1], mirrored(image, marked)[1]  # a view, not a copy: OpenCV
-    assert score(detect(view, name), marked) == (1, 0)  # wants its pixels in order
+    assert score(get_detector(name)(view), marked) == (1, 0)  # wants its pixels in order
 
 
 def test_boxes_are_clipped_to_the_image(shots):
@@ -208,7 +208,7 @@ def test_boxes_are_clipped_to_the_image(shots):
     image, (face,) = shots["astronaut"]
     x, y, w, h = face
     cut = image[y + h // 5 :, x + w // 5 :]  # a fifth of the face cut away at the top and left
-    boxes = {name: detect(cut, name) for name in DETECTORS}
+    boxes = {name: find(cut) for name, find in DETECTORS.items()}
     for bx, by, bw, bh in [box for found in boxes.values() for box in found]:
         assert bx >= 0 and by >= 0 and bx + bw <= cut.shape[1] and by + bh <= cut.shape[0]
     # MTCNN still finds the cut face; its box reached past the corner and was cut there
@@ -222,9 +222,9 @@ def test_min_size_and_large_photos(shots):
     assert score(mtcnn(big), [tuple(3 * v for v in face)]) == (1, 0)
 
 
-def test_an_unknown_detector_is_one_line_naming_the_choices(shots):
+def test_an_unknown_detector_is_one_line_naming_the_choices():
     with pytest.raises(FerError) as caught:
-        detect(shots["blank"][0], "yolo")
+        get_detector("yolo")
     message = str(caught.value)
     assert "\n" not in message and "'yolo'" in message
     assert all(name in message for name in DETECTORS)
@@ -235,7 +235,7 @@ def test_an_unknown_detector_is_one_line_naming_the_choices(shots):
 def test_a_bad_image_is_a_data_error(name):
     for bad in (np.zeros((50, 50), np.float32), np.zeros((50, 50, 4), np.uint8)):
         with pytest.raises(DataError, match="uint8"):
-            detect(bad, name)
+            get_detector(name)(bad)
 
 
 def test_the_weights_ship_small_load_safely_and_name_their_licence():

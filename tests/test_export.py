@@ -237,12 +237,12 @@ def test_batch_norm_is_folded_into_the_convolutions_which_keep_their_names(tmp_p
     np.testing.assert_allclose(onnx_outputs(path, x), pytorch_scores(model, x), atol=TOLERANCE)
 
 
-def test_the_input_channels_default_to_what_the_models_first_convolution_takes(tmp_path):
+def test_the_input_channels_and_size_default_to_what_the_model_takes(tmp_path):
     # The fast recipe's network reads 1 gray channel; the course's reads 3 copies.
-    for channels in (1, 3):
-        model = SI100FaceNet(hidden=16, input_size=SIDE, in_channels=channels).eval()
-        path = export_onnx(model, tmp_path / f"c{channels}.onnx", SIDE)
+    for channels, side in ((1, SIDE), (3, 24)):
+        model = SI100FaceNet(hidden=16, input_size=side, in_channels=channels).eval()
+        path = export_onnx(model, tmp_path / f"c{channels}.onnx")
         dims = check_onnx(path).graph.input[0].type.tensor_type.shape.dim
-        assert [d.dim_value for d in dims[1:]] == [channels, SIDE, SIDE]
-        x = np.random.default_rng(0).uniform(-1, 1, (2, channels, SIDE, SIDE)).astype(np.float32)
+        assert [d.dim_value for d in dims[1:]] == [channels, side, side]
+        x = np.random.default_rng(0).uniform(-1, 1, (2, channels, side, side)).astype(np.float32)
         np.testing.assert_allclose(onnx_outputs(path, x), pytorch_scores(model, x), atol=TOLERANCE)

@@ -99,6 +99,14 @@ def test_a_later_in_place_layer_does_not_change_what_was_captured():
     torch.testing.assert_close(got, expected)
 
 
+def test_a_batch_the_model_does_not_take_is_named_before_any_hook(model):
+    with pytest.raises(FerError, match=r"SI100FaceNet takes 48x48 faces, not 64x64"):
+        capture_activations(model, torch.zeros(2, 3, 64, 64), ["conv1"])
+    with pytest.raises(FerError, match="takes batches of 3-channel faces"):
+        capture_activations(model, torch.zeros(2, 1, 48, 48), ["conv1"])
+    assert no_hooks_left(model)
+
+
 def test_an_unknown_layer_is_named_with_the_ones_that_exist(model, x):
     with pytest.raises(FerError, match=r"'conv4'.*conv1, pool1"):
         capture_activations(model, x, ["conv1", "conv4"])

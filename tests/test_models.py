@@ -222,6 +222,74 @@ def test_the_input_channels_are_read_off_the_model(arch, channels):
         check_input(model, torch.zeros(2, 4 - channels, 48, 48))
 
 
+@pytest.mark.parametrize("arch", ["si100", "convnet5", "resnet9", "smallvgg", "resnet18", "dacl"])
+def test_every_model_says_its_input_size_and_refuses_a_batch_of_another(arch):
+    from fer_helpers.models import build_model, check_input, input_size
+
+    model = build_model(arch, num_classes=4, in_channels=1)
+    assert input_size(model) == 48  # FER2013's faces, unless built for others
+    check_input(model, torch.zeros(2, 1, 48, 48))
+    name = type(model).__name__
+    with pytest.raises(FerError) as caught:  # si100: a matrix product's error before
+        check_input(model, torch.zeros(2, 1, 64, 64))
+    assert str(caught.value) == (
+        f"{name} takes 48x48 faces, not 64x64 (batch (2, 1, 64, 64)); "
+        "resize them or build the model with input_size"
+    )
+    with pytest.raises(FerError, match=f"{name} takes 48x48 faces, not 48x40 "):
+        check_input(model, torch.zeros(2, 1, 48, 40))  # height and width both count
+
+
+@pytest.mark.parametrize("arch", ["si100", "convnet5", "resnet9", "dacl"])
+def test_a_model_built_for_another_size_takes_that_size_and_no_other(arch):
+    from fer_helpers.models import build_model, check_input, input_size
+
+    model = build_model(arch, num_classes=3, in_channels=1, input_size=32).eval()
+    assert input_size(model) == 32
+    check_input(model, torch.zeros(2, 1, 32, 32))
+    with torch.no_grad():
+        scores = model(torch.zeros(2, 1, 32, 32))
+    assert (scores[0] if isinstance(scores, tuple) else scores).shape == (2, 3)
+    with pytest.raises(FerError, match="takes 32x32 faces, not 48x48"):
+        check_input(model, torch.zeros(2, 1, 48, 48))
+
+
+def test_a_network_that_does_not_say_its_size_is_held_to_its_channels_only():
+    from fer_helpers.models import check_input, input_size
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1))
+    assert input_size(net) == 48  # what export and the FLOP count assume for it
+    check_input(net, torch.zeros(2, 1, 20, 20))
+    with pytest.raises(FerError, match="1-channel"):
+        check_input(net, torch.zeros(2, 3, 20, 20))
+
+
+def test_a_dacl_checkpoint_that_saved_size_loads_under_input_size(tmp_path):
+    from fer_helpers.checkpoints import load_model, make_meta, save_checkpoint
+    from fer_helpers.models import DACLNet, input_size
+
+    torch.manual_seed(0)
+    model = DACLNet(num_classes=2, in_channels=1, input_size=32)
+    meta = make_meta("dacl", ["happy", "sad"], in_channels=1, size=32)  # the old name
+    path = save_checkpoint(tmp_path / "old.pth", **meta, model_state=model.state_dict())
+    loaded, info = load_model(path)
+    assert input_size(loaded) == 32 and info["arch_kwargs"]["size"] == 32
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)[0], model.eval()(x)[0])
+
+
+def test_an_ensemble_takes_its_members_input_size():
+    from fer_helpers.models import input_size
+
+    def member(side: int) -> dict:
+        return {"arch": "si100", "arch_kwargs": {"num_classes": 3, "hidden": 8, "input_size": side}}
+
+    assert input_size(build_model("ensemble", num_classes=3, members=[member(16)] * 2)) == 16
+    with pytest.raises(FerError, match=r"one input size, not \[16, 24\]"):
+        build_model("ensemble", num_classes=3, members=[member(16), member(24)])
+
+
 def test_faces_are_given_the_channels_their_model_takes():
     import numpy as np
 

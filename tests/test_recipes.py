@@ -11,11 +11,13 @@ import torch
 from fer_helpers import paths, pretrained, recipes
 from fer_helpers.checkpoints import load_checkpoint, save_checkpoint
 from fer_helpers.data import load_synthetic
-from fer_helpers.errors import CheckpointError
+from fer_helpers.errors import CheckpointError, FerError
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
+from fer_helpers.models import MODELS
 from fer_helpers.recipes import (
     COURSE,
     FAST,
+    TrainRecipe,
     course_loaders,
     log_every,
     recipe_loaders,
@@ -24,6 +26,7 @@ from fer_helpers.recipes import (
     three_class_weights,
     train_three_class_model,
     train_with_recipe,
+    with_arch,
 )
 
 
@@ -103,7 +106,7 @@ def test_log_every_gives_about_five_lines_per_epoch(batches, expected):
     assert log_every(Loader()) == expected
 
 
-def test_course_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, monkeypatch):
+def test_three_class_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_path, monkeypatch):
     model, info = three_class_model(tiny, device="cpu")  # CPU: bit for bit like the reference
     assert not model.training and info["source"] == str(three_class_weights(tiny))
     assert info["class_names"] == list(COURSE_CLASSES) and info["epoch"] == 1
@@ -172,7 +175,7 @@ def test_a_run_of_another_recipe_is_trained_again(tiny):
     assert info["epoch"] == 1 and len(info["history"]["train_loss"]) == 1
 
 
-def test_course_model_takes_the_shipped_weights_on_fer2013_before_anyone_trains(
+def test_three_class_model_takes_the_shipped_weights_on_fer2013_before_anyone_trains(
     tiny, tmp_path, monkeypatch
 ):
     shipped_dir = tmp_path / "shipped"
@@ -281,3 +284,63 @@ def test_resume_refuses_other_settings_but_takes_more_epochs(tiny, tmp_path):
         dataclasses.replace(one, epochs=2), tiny, out, resume=True, **quiet
     )
     assert len(history["val_acc"]) == 2 and load_checkpoint(out)["epoch"] == 2
+
+
+# --- model options: refused when the recipe is made, naming what a recipe can set ------------
+
+
+@pytest.mark.parametrize(
+    ("arch", "option", "message"),
+    [
+        ("dacl", {"dropout": 0.1}, "dropout=0.1; a recipe can set for it: batch_norm (True only)"),
+        (
+            "resnet18",
+            {"batch_norm": False},
+            "batch_norm=False; a recipe can set for it: batch_norm (True only)",
+        ),
+        (
+            "resnet9",
+            {"width": 8},
+            "width=8; a recipe can set for it: batch_norm (True only), dropout (default 0.5)",
+        ),
+    ],
+)
+def test_a_model_option_the_architecture_does_not_take_is_refused_when_the_recipe_is_made(
+    arch, option, message
+):
+    # The constructor's own sizes (input_size, maxpool, widths) are no recipe field: not listed.
+    with pytest.raises(FerError) as caught:
+        TrainRecipe("x", arch=arch, **option)
+    assert str(caught.value) == f"model {arch!r} cannot take {message}"
+    with pytest.raises(FerError, match=f"model {arch!r} cannot take"):
+        dataclasses.replace(TrainRecipe("x", arch=arch), **option)  # replace checks too
+
+
+def test_a_model_that_takes_every_option_lists_them_with_their_defaults():
+    assert recipes.recipe_options("si100") == (
+        "batch_norm (default False), dropout (default 0.0), width (default 64), "
+        "pool_before_norm (default False)"
+    )
+    assert recipes.recipe_options("smallvgg") == (
+        "batch_norm (True only), dropout (default 0.3), width (default 32)"
+    )
+    assert TrainRecipe("x", arch="resnet18", batch_norm=True).model_kwargs() == {"in_channels": 3}
+
+
+def test_every_recipe_the_package_makes_is_valid_and_moves_to_every_architecture():
+    from fer_helpers import comparison, dacl, experiments, imbalance
+
+    made = [*recipes.RECIPES.values()]
+    made += [dacl.variant_recipe(variant) for variant in dacl.VARIANTS]
+    made += [comparison.contender_recipe(name) for name in comparison.CONTENDERS]
+    made += [imbalance.strategy_recipe(strategy) for strategy in imbalance.STRATEGIES]
+    for experiment in experiments.EXPERIMENTS.values():
+        made += [*experiment.variants.values(), *([experiment.source] if experiment.source else [])]
+    assert len(made) > 12
+    for recipe in made:
+        assert recipe.model_kwargs()["in_channels"] == recipe.channels
+        if recipe.objective != "cross_entropy":
+            continue  # center losses need DACL's features: no other architecture
+        for arch in set(MODELS) - {"ensemble"}:
+            moved = with_arch(recipe, arch)
+            assert moved.arch == arch and moved.model_kwargs()["in_channels"] == recipe.channels

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..features import BLOCKS, specificity
-from ..models import SI100FaceNet
+from ..models import SI100FaceNet, input_size
 from . import ExerciseError, call, checker, expect_close, passed
 
 
@@ -71,7 +71,8 @@ def _model_and_batch(seed: int, batch: int, **options: object) -> tuple[nn.Modul
                 nn.init.uniform_(module.bias, -0.5, 0.5)
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
-        x = torch.rand(batch, model.conv1.in_channels, 48, 48) * 2 - 1
+        side = input_size(model)
+        x = torch.rand(batch, model.conv1.in_channels, side, side) * 2 - 1
     return model, x
 
 
