@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import platform
+import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -221,7 +222,8 @@ def experiment_command(
         ("--out", out),
         ("--runs", runs),
     )
-    return " ".join([COMMAND, name] + [f"{o} {v}" for o, v in options if v is not None])
+    given = [f"{o} {shlex.quote(str(v))}" for o, v in options if v is not None]
+    return " ".join([COMMAND, name, *given])
 
 
 def run_experiment(
@@ -438,6 +440,19 @@ def load_results(name: str | Path, tag: str = "") -> dict:
     return json.loads(path.read_text())
 
 
+def shown_command(results: dict) -> str:
+    """The command that made a results file, as a learner would type it: the folder its data
+    came from (a path on the machine that ran it) is written as DIR, your FER2013 folder."""
+    words = shlex.split(results["command"])
+    shown = []
+    for i, word in enumerate(words):
+        if i > 0 and words[i - 1] == "--data":
+            shown.append("DIR")
+        else:
+            shown.append("--data=DIR" if word.startswith("--data=") else shlex.quote(word))
+    return " ".join(shown)
+
+
 def results_table(results: dict, formatted: bool = True) -> pd.DataFrame:
     """One row per variant: accuracy, balanced accuracy and every class's recall over seeds.
 
@@ -591,7 +606,7 @@ def plot_histories(
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: curves fill every corner
     words = HISTORY_WORDS.get(metric, metric.replace("_", " "))
     ax.set_title(title or f"{results['experiment']}: {words} per epoch")
-    fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")
+    fig.text(0.01, 0.01, f"results: {shown_command(results)}", fontsize=10, color="gray")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
@@ -645,6 +660,6 @@ def plot_results(
     ax.set_ylim(*ylim)
     ax.legend(loc="upper right")
     ax.set_title(title or f"{results['experiment']}: {metric.replace('_', ' ')}")
-    fig.text(0.01, 0.01, f"results: {results['command']}", fontsize=10, color="gray")
+    fig.text(0.01, 0.01, f"results: {shown_command(results)}", fontsize=10, color="gray")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

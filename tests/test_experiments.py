@@ -32,6 +32,7 @@ from fer_helpers.experiments import (
     results_table,
     run_experiment,
     seed_values,
+    shown_command,
 )
 from fer_helpers.imbalance import SEVEN_EPOCHS, STRATEGIES, strategy_recipe
 from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
@@ -342,7 +343,7 @@ def test_the_table_and_the_plot_show_mean_and_spread(tiny, tmp_path):
     assert heights == pytest.approx(
         [v["summary"]["balanced_accuracy"]["mean"] for v in results["variants"].values()]
     )
-    assert results["command"] in " ".join(t.get_text() for t in fig.texts)
+    assert shown_command(results) in " ".join(t.get_text() for t in fig.texts)
 
 
 def _variant(accuracies, fear_recalls):
@@ -413,12 +414,26 @@ def test_plot_histories_draws_each_seed_against_cumulative_seconds():
     np.testing.assert_allclose(mean.get_xdata(), [3.0, 9.0])
     np.testing.assert_allclose(mean.get_ydata(), [0.15, 0.4])
     np.testing.assert_allclose(lines["a, live run"].get_xdata(), [1.0])
-    assert results["command"] in " ".join(t.get_text() for t in fig.texts)
+    assert shown_command(results) in " ".join(t.get_text() for t in fig.texts)
 
 
 def test_a_missing_results_file_names_the_command(tmp_path):
     with pytest.raises(FerError, match="python -m fer_helpers experiment dacl"):
         load_results("dacl", tag="nowhere")
+
+
+def test_the_shown_command_hides_the_data_folder_and_nothing_else():
+    command = experiments.experiment_command("dacl", 3, data="/home/a b/fer2013", out="x y")
+    assert command == (
+        "python -m fer_helpers experiment dacl --seeds 3 --data '/home/a b/fer2013' --out 'x y'"
+    )
+    assert shown_command({"command": command}) == (
+        "python -m fer_helpers experiment dacl --seeds 3 --data DIR --out 'x y'"
+    )
+    equals_form = "python -m fer_helpers experiment dacl --data=../f --seeds 3"
+    assert shown_command({"command": equals_form}) == equals_form.replace("../f", "DIR")
+    plain = "python -m fer_helpers experiment imbalance --seeds 3 --epochs 2"
+    assert shown_command({"command": plain}) == plain
 
 
 def test_every_shipped_results_file_names_its_command_and_ships():
@@ -430,6 +445,7 @@ def test_every_shipped_results_file_names_its_command_and_ships():
         results = load_results(path)
         name = path.name.split(".")[0]
         assert results["command"].startswith(f"python -m fer_helpers experiment {name}")
+        assert "--data DIR" in shown_command(results)  # every shipped file is of FER2013
         assert results["experiment"] == name in EXPERIMENTS
 
 
