@@ -47,7 +47,7 @@ LESSONS: tuple[Lesson, ...] = (
         "01_setup_and_data",
         "the device (CUDA, MPS, CPU); where the data come from; faces per emotion; images per "
         "class in every split (the imbalance); blank images and duplicates",
-        19,
+        14,
         "01–03 together",
     ),
     Lesson(
@@ -73,7 +73,7 @@ LESSONS: tuple[Lesson, ...] = (
         "the handout's log lines, keeping the best epoch, `face_expression.pth`; `fit`, the same "
         "loop with checkpoints and resuming; the course's recipe and the fast one side by side; "
         "training curves with balanced accuracy, and overfitting; `weights_only=True`",
-        157,
+        132,
     ),
     Lesson(
         "05_evaluate",
@@ -81,7 +81,7 @@ LESSONS: tuple[Lesson, ...] = (
         'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
         "weighted recall, F1), in the course's print format, checked against scikit-learn; "
         "balanced accuracy; mirror test-time augmentation",
-        74,
+        62,
     ),
     Lesson(
         "06_seven_classes_and_imbalance",
@@ -90,14 +90,14 @@ LESSONS: tuple[Lesson, ...] = (
         "the most confused pairs with their faces and scores; targeted mirroring; what the "
         "shipped best-7class (two SmallVGGs that vote) reaches; transfer learning from seven "
         "classes to three",
-        633,
+        402,
     ),
     Lesson(
         "07_feature_maps",
         "forward hooks; the activations of every conv layer for one face per emotion "
         "(48 → 24 → 12 → 6); the channels that respond most to each emotion; an interactive "
         "viewer",
-        204,
+        168,
     ),
     Lesson(
         "08_dacl_attention",
@@ -106,20 +106,20 @@ LESSONS: tuple[Lesson, ...] = (
         "center loss, DACL) fine-tuned from a shipped face-trained ResNet-18, on balanced "
         "accuracy over three seeds; attention weights per class, and whether faces of one "
         "class attend alike",
-        430,
+        348,
     ),
     Lesson(
         "09_netron",
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
         "graph in netron; every block with its parameters and shapes; batch norm folded into "
         "the convolutions",
-        14,
+        12,
     ),
     Lesson(
         "10_faces_in_photos",
         "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
         "with probabilities; your own photo (upload box) or webcam",
-        11,
+        10,
     ),
     Lesson(
         "11_model_comparison",
@@ -128,7 +128,7 @@ LESSONS: tuple[Lesson, ...] = (
         "cheaper two trained live beside the four full-budget runs; parameters, FLOPs, seconds "
         "per epoch, accuracy and balanced accuracy with 95% intervals (Wilson, bootstrap) in one "
         "table and two plots; an effect, or the validation faces' noise",
-        154,
+        143,
     ),
 )
 
