@@ -468,3 +468,48 @@ def test_predict_image_passes_min_size_to_the_detector_it_is_given(astronaut_pat
     (face,) = predict_image(photo, model, names, min_size=64, detector=detector)
     assert seen == [(photo.shape, 64)]  # the colour photo, and the size asked for
     assert face["box"] == (177, 66, 95, 95)
+
+
+# --- how detect_faces searches a large photo: a recording stand-in for the cascade ---------
+
+
+class RecordingCascade:
+    """Stands in for OpenCV's cascade: records what it was asked, returns fixed boxes."""
+
+    def __init__(self, boxes: object) -> None:
+        self.boxes, self.calls = boxes, []
+
+    def detectMultiScale(self, image, scaleFactor, minNeighbors, minSize):  # noqa: N802, N803
+        self.calls.append((image, scaleFactor, minNeighbors, minSize))
+        return self.boxes
+
+
+def test_a_photo_larger_than_max_side_is_searched_shrunk_and_its_boxes_scaled_back(monkeypatch):
+    import fer_helpers.faces as faces
+
+    cascade = RecordingCascade(np.array([[10, 20, 30, 40]]))
+    monkeypatch.setattr(faces, "face_cascade", lambda: cascade)
+    gray = np.random.default_rng(5).integers(0, 256, (2 * 900, 2 * 1200), dtype=np.uint8)
+    boxes = detect_faces(gray, min_size=40, scale_factor=1.2, min_neighbors=3)
+    (image, scale, neighbours, min_size), = cascade.calls
+    assert image.shape == (900, 1200) and max(image.shape) == faces.MAX_SIDE
+    # at exactly half the size, INTER_AREA is the mean of each 2x2 block
+    blocks = gray.reshape(900, 2, 1200, 2).astype(float).mean(axis=(1, 3))
+    assert np.abs(image.astype(float) - blocks).max() <= 1
+    assert (scale, neighbours, min_size) == (1.2, 3, (20, 20))
+    assert boxes == [(20, 40, 60, 80)]  # the box in the photo's own pixels
+
+
+def test_a_photo_within_max_side_is_searched_as_it_is_with_the_defaults(monkeypatch):
+    import fer_helpers.faces as faces
+
+    cascade = RecordingCascade(np.array([[50, 5, 30, 30], [10, 7, 31, 31]]))
+    monkeypatch.setattr(faces, "face_cascade", lambda: cascade)
+    gray = np.random.default_rng(6).integers(0, 256, (600, 1200), dtype=np.uint8)
+    boxes = detect_faces(gray)
+    (image, scale, neighbours, min_size), = cascade.calls
+    np.testing.assert_array_equal(image, gray)
+    assert (scale, neighbours, min_size) == (1.1, 5, (faces.MIN_FACE, faces.MIN_FACE))
+    assert boxes == [(10, 7, 31, 31), (50, 5, 30, 30)]  # left to right
+    cascade.boxes = ()  # what OpenCV returns when it finds nothing
+    assert detect_faces(gray) == []

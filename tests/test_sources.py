@@ -16,7 +16,7 @@ from PIL import Image
 
 from fer_helpers.errors import DataError
 from fer_helpers.labels import EMOTIONS
-from fer_helpers.sources import SplitSource, find_fer2013, find_labelled_folder
+from fer_helpers.sources import LAYOUTS_TRIED, SplitSource, find_fer2013, find_labelled_folder
 
 EXPECTED_EMOTIONS = "angry, disgust, fear, happy, sad, surprise, neutral"
 PIXELS = " ".join(["0"] * 4)  # sources.py never decodes, so any string will do
@@ -506,3 +506,57 @@ def test_a_folder_of_split_folders_gets_a_hint(tmp_path):
     with pytest.raises(DataError) as raised:
         find_labelled_folder(tmp_path)
     assert "(it holds split folders" not in str(raised.value)
+
+
+# --- what find_fer2013 says when it finds nothing, and where it looks (mutation testing) -----
+
+
+def test_find_fer2013_names_a_missing_folder_a_file_that_is_no_csv_and_every_layout_tried(
+    tmp_path,
+):
+    with pytest.raises(DataError) as raised:
+        find_fer2013(tmp_path / "nowhere")
+    assert str(raised.value) == f"FER2013 folder {tmp_path / 'nowhere'} does not exist"
+    image = png(tmp_path / "face.png")
+    with pytest.raises(DataError) as raised:
+        find_fer2013(image)
+    assert str(raised.value) == (
+        f"{image} is a file but not a CSV: expected a folder or fer2013.csv"
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as raised:
+        find_fer2013(tmp_path / "empty")
+    assert str(raised.value) == (
+        f"no FER2013 layout found in {tmp_path / 'empty'}: tried " + "; ".join(LAYOUTS_TRIED)
+    )
+
+
+@pytest.mark.parametrize("name", ["fer2013.csv", "icml_face_data.csv"])
+def test_the_csv_is_found_beside_the_root_or_in_its_fer2013_folder(tmp_path, name):
+    (tmp_path / "fer2013").mkdir()
+    path = csv_file(tmp_path / "fer2013" / name, emotion=["3"], pixels=[PIXELS], Usage=["Training"])
+    found = find_fer2013(tmp_path)
+    assert found.splits["train"].labels.tolist() == [3]
+    assert found.root == path.parent and found.layout == f"CSV {name}"
+
+
+def test_every_empty_usage_cell_is_counted(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    rows = ["3,{p},", "4,{p},Validation", "5,{p},", "6,{p},Training"]
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows).format(p=PIXELS) + "\n")
+    with pytest.raises(DataError) as raised:
+        find_fer2013(tmp_path)
+    assert str(raised.value) == (
+        f"{path}: unknown Usage value(s) 'Validation', 2 empty cell(s): "
+        "expected Training, PublicTest, PrivateTest"
+    )
+
+
+def test_the_left_out_note_counts_the_other_files_of_every_class_folder(tmp_path):
+    write_class_folders(tmp_path, {"sad": ["1.png"], "happy": ["2.png"]})
+    (tmp_path / "sad" / "a.txt").write_text("not an image")
+    (tmp_path / "happy" / "b.txt").write_text("not an image")
+    assert find_labelled_folder(tmp_path).notes == [
+        "left out 2 file(s) that are not images by their suffix, or not in a class folder: "
+        "happy/b.txt, sad/a.txt"
+    ]
