@@ -137,14 +137,22 @@ def test_an_unknown_usage_value_is_named(tmp_path):
     )
 
 
-def test_an_empty_usage_cell_beside_an_unknown_value_is_a_data_error(tmp_path):
+@pytest.mark.parametrize(
+    "usages, empty",
+    [
+        (["", "Validation"], 1),
+        (["", "Validation", "", "Training"], 2),  # every empty cell counted, not the others
+    ],
+)
+def test_empty_usage_cells_beside_an_unknown_value_are_counted(tmp_path, usages, empty):
     # An empty cell reads as NaN, which sorted() cannot compare with a string.
     path = tmp_path / "fer2013.csv"
-    path.write_text(f"emotion,pixels,Usage\n3,{PIXELS},\n4,{PIXELS},Validation\n")
+    rows = [f"{3 + i % 4},{PIXELS},{usage}" for i, usage in enumerate(usages)]
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError) as raised:
         find_fer2013(tmp_path)
     assert str(raised.value) == (
-        f"{path}: unknown Usage value(s) 'Validation', 1 empty cell(s): "
+        f"{path}: unknown Usage value(s) 'Validation', {empty} empty cell(s): "
         "expected Training, PublicTest, PrivateTest"
     )
 
@@ -538,18 +546,6 @@ def test_the_csv_is_found_beside_the_root_or_in_its_fer2013_folder(tmp_path, nam
     found = find_fer2013(tmp_path)
     assert found.splits["train"].labels.tolist() == [3]
     assert found.root == path.parent and found.layout == f"CSV {name}"
-
-
-def test_every_empty_usage_cell_is_counted(tmp_path):
-    path = tmp_path / "fer2013.csv"
-    rows = ["3,{p},", "4,{p},Validation", "5,{p},", "6,{p},Training"]
-    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows).format(p=PIXELS) + "\n")
-    with pytest.raises(DataError) as raised:
-        find_fer2013(tmp_path)
-    assert str(raised.value) == (
-        f"{path}: unknown Usage value(s) 'Validation', 2 empty cell(s): "
-        "expected Training, PublicTest, PrivateTest"
-    )
 
 
 def test_the_left_out_note_counts_the_other_files_of_every_class_folder(tmp_path):
