@@ -141,7 +141,7 @@ def test_an_unknown_usage_value_is_named(tmp_path):
     "usages, empty",
     [
         (["", "Validation"], 1),
-        (["", "Validation", "", "Training"], 2),  # every empty cell counted, not the others
+        (["", "Validation", "", "Training", "Training"], 2),  # the empty cells, not the others
     ],
 )
 def test_empty_usage_cells_beside_an_unknown_value_are_counted(tmp_path, usages, empty):
