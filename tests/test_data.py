@@ -13,7 +13,16 @@ from conftest import LAYOUTS, make_faces, write_csv
 from PIL import Image
 
 from fer_helpers import data as data_module
-from fer_helpers.data import FaceLoader, load_data, resolve_source
+from fer_helpers.augment import Augment
+from fer_helpers.data import (
+    FaceData,
+    FaceDataset,
+    FaceLoader,
+    FaceSplit,
+    load_data,
+    resolve_source,
+    to_model_input,
+)
 from fer_helpers.errors import ClassNameError, DataError
 from fer_helpers.labels import EMOTIONS
 
@@ -238,3 +247,206 @@ def test_balanced_loader_shows_every_class_about_equally_often():
     assert seen.sum() == len(dataset)
     share = seen / seen.sum()
     assert np.all(np.abs(share - 1 / 7) < 0.03), share
+
+
+# --- the small print of FaceSplit, FaceData, FaceDataset and FaceLoader -------------------
+
+
+def toy_split(labels: list[int], name: str = "train") -> FaceSplit:
+    """One face per label, face i filled with the value i, ids "f0", "f1", ..."""
+    n = len(labels)
+    images = np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 48, 48), np.uint8)
+    return FaceSplit(name, images, np.array(labels), np.array([f"f{i}" for i in range(n)]))
+
+
+@pytest.mark.parametrize(
+    ("value", "tiny"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        (" Yes ", True),
+        ("on", True),
+        ("ON", True),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+        ("tiny", False),
+        (None, False),
+    ],
+)
+def test_tiny_mode_reads_fer_tiny_case_and_spaces_aside(monkeypatch, value, tiny):
+    if value is not None:
+        monkeypatch.setenv("FER_TINY", value)
+    assert data_module.tiny_mode() is tiny
+
+
+def test_take_and_capped_keep_the_split_and_choose_by_seed():
+    split = toy_split([3, 3, 3, 3, 4, 1, 3, 4, 4], name="validation")
+    taken = split.take(np.array([1, 5]))
+    assert taken.name == "validation" and taken.ids.tolist() == ["f1", "f5"]
+    capped = split.capped(2, seed=0)
+    assert capped.name == "validation"
+    assert capped.class_counts()[[1, 3, 4]].tolist() == [1, 2, 2]  # a class under the cap: all
+    positions = [int(i[1:]) for i in capped.ids]
+    assert positions == sorted(positions)  # in the split's order
+    assert split.capped(2, seed=0).ids.tolist() == capped.ids.tolist()
+    choices = {tuple(split.capped(2, seed=s).ids) for s in range(8)}
+    assert len(choices) > 1  # another seed, another choice
+    for seed in range(8):  # each seed's choice is numpy's permutation of each class
+        rng = np.random.default_rng(seed)
+        expected = sorted(
+            int(i)
+            for label in range(7)
+            for i in rng.permutation(np.flatnonzero(split.labels == label))[:2]
+        )
+        assert [int(i[1:]) for i in split.capped(2, seed=seed).ids] == expected
+
+
+def test_a_missing_split_is_named_with_the_splits_there_are(tmp_path):
+    data = FaceData({"train": toy_split([3])}, "FER2013", "class folders", root=tmp_path)
+    with pytest.raises(DataError) as error:
+        data["test"]
+    assert str(error.value) == f"no 'test' split in {tmp_path} (class folders): it has train"
+    empty = FaceData({}, "synthetic", "generated in memory")
+    with pytest.raises(DataError) as error:
+        empty["train"]
+    assert str(error.value) == (
+        "no 'train' split in synthetic (generated in memory): it has no splits"
+    )
+    two = FaceData({"train": toy_split([3]), "validation": toy_split([3])}, "FER2013", "csv")
+    with pytest.raises(DataError, match=r"\(csv\): it has train, validation$"):
+        two["test"]
+
+
+def test_dataset_caps_per_class_by_seed_and_cleans_only_the_train_split():
+    data = FaceData({"train": toy_split([3, 3, 3, 4, 4, 6, 3, 4])}, "FER2013", "csv")
+    whole = data.dataset("train")
+    assert len(whole) == 8 and whole.split == "train"
+    for seed in (0, 1, 2, 3):
+        capped = data.dataset("train", per_class=2, seed=seed)
+        assert capped.ids.tolist() == data["train"].capped(2, seed).ids.tolist()
+    assert (
+        data.dataset("train", per_class=2).ids.tolist() == data["train"].capped(2, 0).ids.tolist()
+    )
+    with pytest.raises(DataError) as error:
+        FaceData({"validation": toy_split([3])}, "FER2013", "csv").dataset("validation", clean=True)
+    assert str(error.value) == (
+        "clean=True only applies to the train split; "
+        "evaluation splits are kept whole so results stay comparable"
+    )
+
+
+def test_a_dataset_keeps_the_ids_and_targets_of_its_classes_in_order():
+    dataset = FaceDataset(toy_split([6, 3, 1, 4, 3]), ("happy", "disgust", "neutral"))
+    assert dataset.ids.tolist() == ["f0", "f1", "f2", "f4"]
+    assert dataset.targets.tolist() == [2, 0, 1, 0] and dataset.targets.dtype == torch.int64
+    assert dataset.split == "train"
+    assert dataset[3][0].shape == (3, 48, 48)  # three channels unless asked
+    assert dataset[3][0][0, 0, 0].item() == pytest.approx(4 / 127.5 - 1)
+    assert dataset.class_counts().tolist() == [2, 1, 1]
+    sparse = FaceDataset(toy_split([3, 3]), ("happy", "disgust"))
+    assert sparse.class_counts().tolist() == [2, 0]  # a class without faces counts 0
+    with pytest.raises(ValueError, match="^channels must be 1 or 3, not 2$"):
+        FaceDataset(toy_split([3]), "happy", channels=2)
+
+
+def test_to_model_input_normalises_and_repeats_the_gray_channel():
+    u8 = torch.tensor([0, 255, 51], dtype=torch.uint8).reshape(1, 1, 1, 3).repeat(2, 1, 1, 1)
+    one = to_model_input(u8, channels=1)
+    assert one.shape == (2, 1, 1, 3)
+    torch.testing.assert_close(one[0, 0, 0], torch.tensor([-1.0, 1.0, 51 / 127.5 - 1]))
+    three = to_model_input(u8)
+    assert three.shape == (2, 3, 1, 3) and three.is_contiguous()
+    assert all(torch.equal(three[:, c], one[:, 0]) for c in range(3))
+
+
+def test_a_batch_is_augmented_on_the_gray_faces_with_the_loaders_generator():
+    seen = []
+
+    def recording(x, generator):
+        seen.append((x.shape, generator))
+        return -x
+
+    for channels in (1, 3):
+        dataset = FaceDataset(toy_split([3, 4, 6]), "all", channels=channels)
+        generator = torch.Generator()
+        x, y = dataset.batch(torch.tensor([2, 0]), recording, generator)
+        assert seen[-1] == ((2, 1, 48, 48), generator)  # augmented once, in one channel
+        assert x.shape == (2, channels, 48, 48) and y.tolist() == [6, 3]
+        assert x[0, -1, 0, 0].item() == pytest.approx(-(2 / 127.5 - 1))
+
+
+def test_face_loader_defaults_and_drop_last():
+    dataset = FaceDataset(toy_split([3] * 70), "happy")
+    assert len(FaceLoader(dataset)) == 3  # batches of 32: 32, 32, 6
+    loader = FaceLoader(dataset, batch_size=32, drop_last=True)
+    assert len(loader) == 2 and [len(y) for _, y in loader] == [32, 32]
+    default = torch.cat([x[:, 0, 0, 0] for x, _ in FaceLoader(dataset, shuffle=True)])
+    seeded = torch.cat([x[:, 0, 0, 0] for x, _ in FaceLoader(dataset, shuffle=True, seed=0)])
+    other = torch.cat([x[:, 0, 0, 0] for x, _ in FaceLoader(dataset, shuffle=True, seed=1)])
+    unshuffled = torch.cat([x[:, 0, 0, 0] for x, _ in FaceLoader(dataset)])
+    assert torch.equal(default, seeded) and not torch.equal(default, other)
+    assert torch.equal(unshuffled, (torch.arange(70) / 127.5 - 1).float())
+    assert not torch.equal(default, unshuffled)
+
+
+def test_face_loader_splits_an_epoch_between_data_parallel_processes():
+    dataset = FaceDataset(toy_split([3] * 10), "happy", channels=1)
+
+    def faces(loader):
+        return [round((x[i, 0, 0, 0].item() + 1) * 127.5) for x, _ in loader for i in range(len(x))]
+
+    shares = [faces(FaceLoader(dataset, 3, shuffle=True, rank=r, world_size=2)) for r in (0, 1)]
+    assert [len(s) for s in shares] == [5, 5] and sorted(shares[0] + shares[1]) == list(range(10))
+    everything = faces(FaceLoader(dataset, 3, shuffle=True))
+    assert shares[0] == everything[0::2] and shares[1] == everything[1::2]
+    assert len(FaceLoader(dataset, 3, shuffle=True, rank=1, world_size=2)) == 2
+    three = [faces(FaceLoader(dataset, 2, shuffle=True, rank=r, world_size=3)) for r in range(3)]
+    assert [len(s) for s in three] == [3, 3, 3]  # 10 // 3 each: no process waits for more
+    FaceLoader(dataset, balanced=True, world_size=2)  # a balanced loader is split too
+    with pytest.raises(ValueError, match=r"^rank 2 is not in 0\.\.1$"):
+        FaceLoader(dataset, shuffle=True, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="^only a shuffled training loader is split between"):
+        FaceLoader(dataset, world_size=2)
+
+
+def test_balanced_and_augmented_loaders_draw_only_from_their_own_generator():
+    dataset = FaceDataset(toy_split([3] + [4] * 99), ("happy", "sad"), channels=1)
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # whatever else the program draws
+        loader = FaceLoader(dataset, 50, balanced=True, augment=Augment(), seed=7)
+        draws.append(torch.cat([x for x, _ in loader]))
+    assert torch.equal(draws[0], draws[1])
+    plain = torch.cat([x for x, _ in FaceLoader(dataset, 50, balanced=True, seed=7)])
+    assert not torch.equal(draws[0], plain)  # the augmentation did change the faces
+    # 1 happy face and 99 sad ones: balanced, each class is half of the draws
+    loader = FaceLoader(dataset, 100, balanced=True, seed=0)
+    happy = sum(int((y == 0).sum()) for _ in range(40) for _, y in loader)
+    assert abs(happy / 4000 - 0.5) < 0.03
+
+
+def test_where_the_data_come_from_is_named_in_the_error(tmp_path):
+    with pytest.raises(DataError) as error:
+        resolve_source(tmp_path / "nowhere")
+    assert str(error.value) == (
+        f"--data points to {tmp_path / 'nowhere'}, which does not exist "
+        "(use --data=synthetic for synthetic faces)"
+    )
+
+
+def test_tiny_as_an_argument_overrides_fer_tiny(monkeypatch, tmp_path, faces):
+    tiny = load_data("synthetic", tiny=True, verbose=False)
+    assert tiny.tiny and tiny.layout == "generated in memory"
+    assert tiny["train"].name == "train" and tiny["validation"].name == "validation"
+    assert tiny["train"].class_counts().tolist() == [data_module.TINY_PER_CLASS["train"]] * 7
+    monkeypatch.setenv("FER_TINY", "1")
+    full = load_data("synthetic", tiny=False, verbose=False)
+    assert not full.tiny and len(full["train"]) > len(tiny["train"])
+    big = {s: (np.concatenate([i] * 4), np.concatenate([lab] * 4)) for s, (i, lab) in faces.items()}
+    write_csv(tmp_path / "fer2013.csv", big, ("emotion", "pixels", "Usage"))
+    monkeypatch.delenv("FER_TINY")
+    real_tiny = load_data(tmp_path, tiny=True, verbose=False)
+    assert real_tiny.tiny and len(real_tiny["train"]) == 7 * data_module.TINY_PER_CLASS["train"]

@@ -201,6 +201,7 @@ def test_fit_logs_the_course_lines() -> None:
     assert batch_lines == expected
     summaries = [line for line in lines if line.startswith("Epoch 2/2 done: train loss")]
     assert len(summaries) == 1
+    assert sum(line.startswith("Batch shape") for line in lines) == 1  # the first batch only
 
 
 def test_history_has_one_value_per_epoch_and_matches_a_direct_evaluation() -> None:
@@ -284,8 +285,11 @@ def test_validate_every_skips_epochs_but_not_the_last_and_trains_the_same_weight
     every, history = train_small(epochs=3, val_loader=val_loader)
     sparse, sparse_history = train_small(epochs=3, val_loader=val_loader, validate_every=2)
     assert same_weights(every, sparse)  # validation does not touch training
+    assert not any(math.isnan(v) for v in history["val_acc"] + history["val_loss"])
     assert math.isnan(sparse_history["val_acc"][0]) and math.isnan(sparse_history["val_loss"][0])
     assert sparse_history["val_acc"][1:] == history["val_acc"][1:]  # epoch 2, and the last
+    _, third = train_small(epochs=4, val_loader=val_loader, validate_every=3)
+    assert [math.isnan(v) for v in third["val_acc"]] == [True, True, False, False]
     with pytest.raises(FerError, match="validate_every must be at least 1"):
         train_small(epochs=1, validate_every=0)
 
@@ -303,7 +307,7 @@ def test_fit_learns_an_easy_task() -> None:
 
 
 def test_checkpoint_path_needs_the_metadata(tmp_path: Path) -> None:
-    with pytest.raises(FerError, match="needs checkpoint_meta"):
+    with pytest.raises(FerError, match=r"^fit\(checkpoint_path=\.\.\.\) needs checkpoint_meta="):
         train_small(epochs=1, checkpoint_path=tmp_path / "m.pth")
 
 
@@ -316,6 +320,7 @@ def test_fit_saves_a_checkpoint_that_loads_with_weights_only(tmp_path: Path) -> 
     np.testing.assert_equal(checkpoint["history"], history)  # NaN counts as equal to NaN
     assert checkpoint["class_names"] == list(COURSE_CLASSES)
     assert {"optimizer_state", "rng"} <= checkpoint.keys()
+    assert checkpoint["optimizer_state"].keys() == {"state", "param_groups"}  # one, not a list
     assert all(torch.equal(checkpoint["model_state"][k], v) for k, v in model.state_dict().items())
 
 
@@ -465,3 +470,513 @@ def test_predict_reads_the_scores_of_a_model_that_returns_more():
     assert y_pred.tolist() == expected.argmax(axis=1).tolist()
     assert y_true.tolist() == [0, 1, 2, 0, 1]
     torch.testing.assert_close(scores_of(model, x), model.fc(x))
+
+
+# --- what fit says, and what resume refuses ---------------------------------------
+
+
+def test_the_epoch_summary_line_reads_the_epochs_history() -> None:
+    from fer_helpers.train import _summary
+
+    history = {key: [math.nan, math.nan] for key in HISTORY_KEYS}
+    history |= {"train_loss": [9.0, 0.51234], "train_acc": [0.0, 0.875], "epoch_seconds": [1, 2.34]}
+    assert _summary(1, 3, history) == (
+        "Epoch 2/3 done: train loss 0.5123, train acc 87.50% (2.3 s)"
+    )
+    history |= {"val_loss": [9.0, 1.25], "val_acc": [0.0, 0.5], "val_bal_acc": [0.0, 0.4]}
+    history |= {"train_ce": [9.0, 0.25], "train_sc": [9.0, 0.125]}
+    assert _summary(0, 1, history) == (
+        "Epoch 1/1 done: train loss 0.5123, train acc 87.50% (ce 0.2500, sc 0.1250), "
+        "val loss 1.2500, val acc 50.00% (balanced 40.00%) (2.3 s)"
+    )
+
+
+def test_fit_says_how_it_trains_and_where_it_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    lines = []
+    train_small(epochs=1, log=lines.append, channels_last=True)
+    assert (
+        lines[0] == "Training device: " + describe_device("cpu") + ", precision fp32, channels_last"
+    )
+    lines.clear()
+    train_small(epochs=1, checkpoint_path=path, checkpoint_meta=meta, resume=True, log=lines.append)
+    assert lines[0] == f"No checkpoint at {path} yet: training from the first epoch"
+    lines.clear()
+    train_small(epochs=2, checkpoint_path=path, checkpoint_meta=meta, resume=True, log=lines.append)
+    assert lines[0] == f"Resuming from {path} after epoch 1"
+    assert sum(line.startswith("Epoch 2/2 done") for line in lines) == 1
+    assert not any(line.startswith("Epoch 1/2 done") for line in lines)
+
+
+def test_resume_refuses_weights_only_another_model_and_another_optimizer_count(tmp_path) -> None:
+    from fer_helpers.checkpoints import save_checkpoint
+
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    model, _, _ = make_training(num_classes=3, **SMALL)
+    weights = tmp_path / "weights.pth"
+    save_checkpoint(weights, **meta, model_state=model.state_dict())  # no epoch: not a run
+    with pytest.raises(CheckpointError, match=r"weights\.pth holds weights only, not a training"):
+        train_small(epochs=2, checkpoint_path=weights, checkpoint_meta=meta, resume=True)
+
+    path = tmp_path / "m.pth"
+    train_small(epochs=1, checkpoint_path=path, checkpoint_meta=meta)
+    other = make_meta("convnet5", COURSE_CLASSES)
+    with pytest.raises(CheckpointError, match=r"m\.pth holds a 'si100' model, not 'convnet5'"):
+        train_small(epochs=2, checkpoint_path=path, checkpoint_meta=other, resume=True)
+
+    seed_everything(0)
+    model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+    centres = torch.optim.SGD([nn.Parameter(torch.zeros(3))], lr=0.1)
+    with pytest.raises(
+        CheckpointError, match=r"m\.pth holds 1 optimizer states; this training has 2"
+    ):
+        fit(
+            model,
+            ShufflingLoader(*fake_images(), 8, 0),
+            loss_fn,
+            [optimizer, centres],
+            2,
+            "cpu",
+            checkpoint_path=path,
+            checkpoint_meta=meta,
+            resume=True,
+            progress=False,
+            log=lambda _: None,
+        )
+
+
+def test_resume_refuses_another_one_cycle_plan_and_restores_the_same_one(tmp_path) -> None:
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+
+    def run(epochs: int, planned: int, resume: bool):
+        seed_everything(0)
+        model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.01, total_steps=planned)
+        fit(
+            model,
+            ShufflingLoader(*fake_images(), 8, 0),
+            loss_fn,
+            optimizer,
+            epochs,
+            "cpu",
+            scheduler=schedule,
+            checkpoint_path=path,
+            checkpoint_meta=meta,
+            resume=resume,
+            progress=False,
+            log=lambda _: None,
+        )
+        return model, schedule
+
+    straight, schedule = run(2, 8, resume=False)  # 4 batches an epoch, 8 steps planned
+    assert schedule.last_epoch == 8
+    run(1, 8, resume=False)
+    resumed, schedule = run(2, 8, resume=True)
+    assert schedule.last_epoch == 8  # the restored schedule carried on from step 4
+    assert same_weights(resumed, straight)
+    run(1, 8, resume=False)
+    with pytest.raises(
+        CheckpointError,
+        match=r"^\S+m\.pth was trained on a one-cycle schedule of 8 steps, not 12: resume with the",
+    ):
+        run(3, 12, resume=True)
+
+
+def test_an_objective_that_learns_is_saved_and_restored(tmp_path) -> None:
+    from fer_helpers.train import _objective_state
+
+    class Centred(nn.Module):  # as DACL's loss: it learns class centres of its own
+        part_names = ("ce",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.centres = nn.Parameter(torch.zeros(3))
+
+        def forward(self, scores, labels):
+            ce = nn.functional.cross_entropy(scores + self.centres, labels)
+            return ce, ce
+
+    assert _objective_state(nn.CrossEntropyLoss()) is None
+    assert _objective_state(nn.CrossEntropyLoss(weight=torch.ones(3))) is None  # a buffer
+    objective = Centred()
+    assert list(_objective_state(objective)) == ["centres"]
+
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    seed_everything(0)
+    model, _, optimizer = make_training(num_classes=3, **SMALL)
+    centres = torch.optim.SGD(objective.parameters(), lr=0.5)
+    loader = ShufflingLoader(*fake_images(), 8, 0)
+    quiet = {"progress": False, "log": lambda _: None, "checkpoint_path": path}
+    fit(model, loader, objective, [optimizer, centres], 1, "cpu", checkpoint_meta=meta, **quiet)
+    learned = objective.centres.detach().clone()
+    assert learned.abs().sum() > 0
+    saved = torch.load(path, weights_only=True)
+    assert [len(state["param_groups"]) for state in saved["optimizer_state"]] == [1, 1]
+    assert torch.equal(saved["objective_state"]["centres"], learned)
+
+    class Restored(Centred):  # remembers the centres it had when training resumed
+        def forward(self, scores, labels):
+            self.__dict__.setdefault("first", self.centres.detach().clone())
+            return super().forward(scores, labels)
+
+    fresh = Restored()
+    model, _, optimizer = make_training(num_classes=3, **SMALL)
+    val_x, val_y = fake_images(n=8, seed=3)
+    history = fit(
+        model,
+        loader,
+        fresh,
+        [optimizer, torch.optim.SGD(fresh.parameters(), lr=0.5)],
+        2,
+        "cpu",
+        checkpoint_meta=meta,
+        resume=True,
+        val_loader=[(val_x, val_y)],
+        **quiet,
+    )
+    assert torch.equal(fresh.first, learned)
+    assert len(history["train_ce"]) == 2
+    # An objective with parts is not a loss of scores: validation scores plain cross-entropy.
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(model.eval()(val_x), val_y).item()
+    assert history["val_loss"][-1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_empty_loaders_are_refused_in_words() -> None:
+    model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+    with pytest.raises(FerError, match="^the training loader gave no batches$"):
+        fit(model, [], loss_fn, optimizer, 1, "cpu", progress=False, log=lambda _: None)
+    with pytest.raises(FerError, match="^the loader gave no images to evaluate$"):
+        validate(model, [], loss_fn, "cpu")
+
+
+def test_validation_loss_stays_finite_when_a_probability_is_zero() -> None:
+    class Certain(nn.Module):  # all the probability on class 0, exactly 0 on the others
+        def forward(self, x):
+            scores = torch.full((len(x), 3), -1e4)
+            scores[:, 0] = 1e4
+            return scores
+
+    x, _ = fake_images(n=4)
+    scores = validate(Certain(), [(x, torch.tensor([0, 1, 0, 2]))], nn.NLLLoss(), "cpu")
+    # log(1) = 0 for the right two; log of the clamped 1e-12 for the wrong two
+    assert scores["loss"] == pytest.approx(-math.log(1e-12) / 2, rel=1e-5)
+    assert scores["accuracy"] == 0.5
+    assert scores["balanced_accuracy"] == pytest.approx((1 + 0 + 0) / 3)
+
+
+def test_make_training_weighs_the_loss_and_sets_the_learning_rate() -> None:
+    weights = np.array([1.0, 2.0, 0.5])  # float64, as NumPy gives them
+    model, loss_fn, optimizer = make_training(num_classes=3, lr=0.02, class_weights=weights)
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.param_groups[0]["lr"] == 0.02
+    assert loss_fn.weight.dtype == torch.float32
+    scores, labels = torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0]]), torch.tensor([1, 2])
+    losses = -torch.log_softmax(scores, dim=1)[[0, 1], labels]
+    expected = (2 * losses[0] + 0.5 * losses[1]) / 2.5  # the weighted mean, by hand
+    assert loss_fn(scores, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert sum(p.numel() for p in optimizer.param_groups[0]["params"]) == sum(
+        p.numel() for p in model.parameters()
+    )
+
+
+def test_make_training_builds_the_courses_three_class_model_by_default() -> None:
+    model, loss_fn, _ = make_training(**SMALL)
+    assert model(torch.zeros(2, 3, SIDE, SIDE)).shape == (2, 3)
+    assert loss_fn.weight is None
+
+
+def test_a_weighted_loss_validates_with_its_weights() -> None:
+    x, y = fake_images(n=16)
+    seed_everything(0)
+    model, loss_fn, _ = make_training(num_classes=3, class_weights=[1.0, 4.0, 0.25], **SMALL)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = fit(
+        model,
+        [(x, y)],
+        loss_fn,
+        frozen,
+        1,
+        "cpu",
+        val_loader=[(x, y)],
+        progress=False,
+        log=lambda _: None,
+    )
+    with torch.no_grad():
+        scores = model.eval()(x)
+    weighted = nn.functional.cross_entropy(scores, y, weight=torch.tensor([1.0, 4.0, 0.25]))
+    assert history["val_loss"][0] == pytest.approx(weighted.item(), rel=1e-5)
+    assert weighted.item() != pytest.approx(nn.functional.cross_entropy(scores, y).item())
+
+
+def test_objective_parts_are_means_over_every_image_of_the_epoch() -> None:
+    class Parts:
+        part_names = ("first", "double")
+
+        def __call__(self, scores, labels):
+            per_image = labels.float()
+            return scores.sum() * 0 + per_image.mean(), per_image.mean(), 2 * per_image.mean()
+
+    model, _, _ = make_training(num_classes=3, **SMALL)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    x = torch.zeros(5, 3, SIDE, SIDE)
+    batches = [(x[:3], torch.tensor([0, 0, 0])), (x[3:], torch.tensor([2, 2]))]
+    history = fit(model, batches, Parts(), frozen, 1, "cpu", progress=False, log=lambda _: None)
+    assert history["train_first"] == pytest.approx([4 / 5])  # (0 + 0 + 0 + 2 + 2) / 5
+    assert history["train_double"] == pytest.approx([8 / 5])
+
+
+def test_bfloat16_autocast_trains_and_validates_in_bfloat16() -> None:
+    x, y = fake_images(n=8)
+    seed_everything(0)
+    model, loss_fn, _ = make_training(num_classes=3, **SMALL)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model.eval()(x)
+    expected = nn.functional.cross_entropy(scores.float(), y).item()
+    with torch.no_grad():
+        exact = nn.functional.cross_entropy(model(x), y).item()
+    assert expected != exact  # bfloat16 keeps 8 bits of mantissa: the losses differ
+    model.train()
+    history = fit(
+        model,
+        [(x, y)],
+        loss_fn,
+        frozen,
+        1,
+        "cpu",
+        val_loader=[(x, y)],
+        precision="bf16",
+        progress=False,
+        log=lambda _: None,
+    )
+    assert history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
+    assert history["val_loss"][0] != pytest.approx(exact, rel=1e-6)
+    trained = history["train_loss"][0]  # dropout-free SI100FaceNet: train mode scores the same
+    assert trained == pytest.approx(expected, rel=1e-6)
+    assert validate(model, [(x, y)], loss_fn, "cpu", precision="bf16")["loss"] == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_mirror_tta_averages_each_face_and_its_mirror_image() -> None:
+    x, y = fake_images(n=12)
+    seed_everything(0)
+    model, loss_fn, _ = make_training(num_classes=3, **SMALL)
+    model.eval()
+    with torch.no_grad():
+        p = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+    expected = nn.functional.nll_loss(p.log(), y).item()
+    scores = validate(model, [(x, y)], loss_fn, "cpu", tta=True)
+    assert scores["loss"] == pytest.approx(expected, rel=1e-5)
+    assert scores["accuracy"] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    plain = validate(model, [(x, y)], loss_fn, "cpu")["loss"]
+    assert plain != pytest.approx(expected, rel=1e-5)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = fit(
+        model,
+        [(x, y)],
+        loss_fn,
+        frozen,
+        1,
+        "cpu",
+        val_loader=[(x, y)],
+        tta=True,
+        progress=False,
+        log=lambda _: None,
+    )
+    assert history["val_loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_channels_last_model_is_recognised_and_validates_the_same() -> None:
+    from fer_helpers.train import _is_channels_last
+
+    x, y = fake_images(n=8)
+    model, loss_fn, _ = make_training(num_classes=3, **SMALL)
+    assert not _is_channels_last(model)
+    assert not _is_channels_last(nn.Linear(3, 2))  # no 4-d weight at all
+    plain = validate(model, [(x, y)], loss_fn, "cpu")
+    model.to(memory_format=torch.channels_last)
+    assert _is_channels_last(model)
+    assert validate(model, [(x, y)], loss_fn, "cpu") == pytest.approx(plain, rel=1e-5)
+    one_by_one = nn.Conv2d(4, 4, 1).to(memory_format=torch.channels_last)
+    assert not _is_channels_last(one_by_one)  # a 1x1 kernel is both layouts at once
+
+
+class SlowLoader:
+    """Batches that take `pause` seconds each to arrive, as from a slow disk: wall time
+    passes while the processor waits."""
+
+    def __init__(self, batches: list, pause: float) -> None:
+        self.batches, self.pause = batches, pause
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        import time
+
+        for batch in self.batches:
+            time.sleep(self.pause)
+            yield batch
+
+
+def test_the_seconds_fit_records_are_wall_time_and_processor_time() -> None:
+    x, y = fake_images(n=8)
+    model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+    history = fit(
+        model,
+        SlowLoader([(x, y)] * 2, 0.3),
+        loss_fn,
+        optimizer,
+        1,
+        "cpu",
+        val_loader=SlowLoader([(x, y)], 0.3),
+        progress=False,
+        log=lambda _: None,
+    )
+    train, total, cpu = (history[k][0] for k in ("train_seconds", "epoch_seconds", "cpu_seconds"))
+    assert 0.6 <= train < 30  # two pauses of 0.3 s, and not a clock reading
+    assert train + 0.3 <= total < 30  # the epoch adds the validation's pause
+    assert 0 < cpu < train - 0.4  # sleeping costs no processor time
+
+
+def test_the_progress_bar_shows_the_epoch_and_its_batches(capsys) -> None:
+    x, y = fake_images(n=8)
+    model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+    fit(model, [(x, y)] * 4, loss_fn, optimizer, 2, "cpu", log_every=2, log=lambda _: None)
+    bars = capsys.readouterr().err
+    assert "Epoch 1/2" in bars and "Epoch 2/2" in bars and "4/4" in bars and "loss=" in bars
+    fit(model, [(x, y)] * 4, loss_fn, optimizer, 1, "cpu", progress=False, log=lambda _: None)
+    assert capsys.readouterr().err == ""
+
+
+def test_resume_refuses_other_class_names_and_another_network_size(tmp_path) -> None:
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    train_small(epochs=1, checkpoint_path=path, checkpoint_meta=meta)
+    others = make_meta("si100", ["angry", "fear", "surprise"], **SMALL)
+    with pytest.raises(CheckpointError, match=r"m\.pth was trained for the classes .*happy"):
+        train_small(epochs=2, checkpoint_path=path, checkpoint_meta=others, resume=True)
+    wider = make_meta("si100", COURSE_CLASSES, hidden=32, input_size=SIDE)
+    seed_everything(0)
+    model, loss_fn, optimizer = make_training(num_classes=3, hidden=32, input_size=SIDE)
+    with pytest.raises(CheckpointError, match=r"m\.pth"):
+        fit(
+            model,
+            ShufflingLoader(*fake_images(), 8, 0),
+            loss_fn,
+            optimizer,
+            2,
+            "cpu",
+            checkpoint_path=path,
+            checkpoint_meta=wider,
+            resume=True,
+            progress=False,
+            log=lambda _: None,
+        )
+
+
+def test_resume_without_the_schedule_and_with_history_keys_added_since(tmp_path) -> None:
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    seed_everything(0)
+    model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.01, total_steps=8)
+    quiet = {"progress": False, "log": lambda _: None, "checkpoint_path": path}
+    loader = ShufflingLoader(*fake_images(), 8, 0)
+    fit(
+        model,
+        loader,
+        loss_fn,
+        optimizer,
+        1,
+        "cpu",
+        scheduler=schedule,
+        checkpoint_meta=meta,
+        **quiet,
+    )
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["history"]["cpu_seconds"]  # as a run saved before the key existed
+    torch.save(checkpoint, path)
+    # resumed by code without a scheduler: the saved schedule is not forced on it
+    history = fit(
+        model, loader, loss_fn, optimizer, 2, "cpu", checkpoint_meta=meta, resume=True, **quiet
+    )
+    assert math.isnan(history["cpu_seconds"][0]) and history["cpu_seconds"][1] > 0
+    assert len(history["train_loss"]) == 2
+
+
+def test_resume_restores_a_torch_dataloaders_shuffling_generator(tmp_path) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    data = TensorDataset(*fake_images())
+
+    def loader(seed: int) -> DataLoader:  # no state_dict(): only its generator can be saved
+        return DataLoader(data, 8, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+    straight, _ = train_small(epochs=2, loader=loader(0))
+    train_small(epochs=1, loader=loader(0), checkpoint_path=path, checkpoint_meta=meta)
+    assert set(torch.load(path, weights_only=True)["rng"]["loader"]) == {"generator"}
+    resumed, _ = train_small(
+        epochs=2,
+        seed=4,
+        loader=loader(9),
+        checkpoint_path=path,
+        checkpoint_meta=meta,
+        resume=True,
+    )
+    assert same_weights(resumed, straight)
+
+
+def test_the_random_states_of_every_device_are_saved_and_restored(monkeypatch) -> None:
+    from fer_helpers.train import _restore_rng, _rng_state
+
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: ["cuda state"])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: restored.update(cuda=s))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: "mps state")
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s: restored.update(mps=s))
+    state = _rng_state([])
+    assert state["cuda"] == ["cuda state"] and state["mps"] == "mps state"
+    assert "loader" not in state  # a plain list has no shuffling state
+    _restore_rng(state, [])
+    assert restored == {"cuda": ["cuda state"], "mps": "mps state"}
+
+    restored.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    _restore_rng(state, [])  # saved on a GPU, resumed on a CPU: the CPU's state alone
+    assert restored == {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    _restore_rng({"torch": torch.get_rng_state()}, [])  # saved on a CPU, resumed on a GPU
+    assert restored == {}
+
+
+def test_data_parallel_wraps_the_model_only_in_a_process_group(monkeypatch) -> None:
+    import torch.nn.parallel
+
+    import fer_helpers.train as train
+
+    made = []
+
+    def fake_ddp(module, device_ids=None):
+        made.append((module, device_ids))
+        return "wrapped"
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", fake_ddp)
+    model = nn.Linear(2, 2)
+    assert train._data_parallel(model, torch.device("cpu")) is model
+    monkeypatch.setattr(train, "world", lambda: (0, 2))
+    assert train._data_parallel(model, torch.device("cpu")) == "wrapped"
+    train._data_parallel(model, torch.device("cuda", 1))
+    train._data_parallel(model, torch.device("cuda"))
+    assert made == [(model, None), (model, [1]), (model, [0])]

@@ -225,6 +225,8 @@ def choose_model(vendor: Path = VENDOR) -> tuple[str, Path, dict, str]:
 
 def model_script(name: str, onnx_file: Path, info: dict) -> tuple[str, dict]:
     """model.js (the ONNX file in base64, with what the page needs to know) and that config."""
+    from ..models import INPUT_SIZE
+
     normalization = info["normalization"]
     if normalization["scale"] not in SCALES:
         raise ValueError(f"{name}: the demo knows no normalization {normalization['scale']!r}")
@@ -233,7 +235,7 @@ def model_script(name: str, onnx_file: Path, info: dict) -> tuple[str, dict]:
         "name": name,
         "classNames": list(info["class_names"]),
         "channels": int(normalization["channels"]),
-        "size": int(info["arch_kwargs"].get("input_size", 48)),
+        "size": int(info["arch_kwargs"].get("input_size", INPUT_SIZE)),
         "scale": normalization["scale"],
         "mean": mean,
         "std": std,
