@@ -351,3 +351,110 @@ def test_a_plain_state_dict_of_a_narrower_si100_loads_at_its_width(tmp_path, wid
     # the course's own width leaves no width in the arch_kwargs (the model's default)
     torch.save(SI100FaceNet(hidden=16, input_size=16).state_dict(), tmp_path / "course.pth")
     assert "width" not in load_model(tmp_path / "course.pth")[1]["arch_kwargs"]
+
+
+def test_save_refuses_a_missing_field_alone_and_a_misspelt_one_alone(tmp_path: Path) -> None:
+    meta = make_meta("si100", COURSE_CLASSES, hidden=16, input_size=16)
+    state = small_model().state_dict()
+    with pytest.raises(TypeError, match=r"missing fields \['model_state'\], unknown fields \[\]"):
+        save_checkpoint(tmp_path / "a.pth", **meta)
+    with pytest.raises(TypeError, match=r"missing fields \[\], unknown fields \['epochs'\]"):
+        save_checkpoint(tmp_path / "a.pth", **meta, model_state=state, epochs=3)
+    assert not list(tmp_path.iterdir())
+
+
+def test_what_a_non_checkpoint_is_told_word_for_word(tmp_path: Path) -> None:
+    from fer_helpers.checkpoints import drop_resume_state
+
+    expected = "a checkpoint from fer_helpers.save_checkpoint or a state_dict saved with torch.save"
+    torch.save([torch.zeros(2)], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(tmp_path / "list.pth")
+    assert str(raised.value) == f"{tmp_path / 'list.pth'} is not a checkpoint; expected {expected}"
+    torch.save({"format": FORMAT, "arch": "si100"}, tmp_path / "bare.pth")
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(tmp_path / "bare.pth")
+    assert str(raised.value).startswith(
+        f"{tmp_path / 'bare.pth'} lacks the checkpoint fields arch_kwargs, class_names, "
+    )
+    torch.save(small_model().state_dict(), tmp_path / "plain.pth")
+    with pytest.raises(CheckpointError) as raised:
+        drop_resume_state(tmp_path / "plain.pth")
+    assert str(raised.value) == (
+        f"{tmp_path / 'plain.pth'} holds weights only; there is no resume state to drop"
+    )
+
+
+def test_a_plain_state_dict_comes_back_with_exactly_the_checkpoint_fields(tmp_path: Path) -> None:
+    state = small_model().state_dict()
+    torch.save(state, tmp_path / "plain.pth")
+    checkpoint = load_checkpoint(tmp_path / "plain.pth")
+    assert checkpoint.keys() == {
+        "format",
+        "arch",
+        "arch_kwargs",
+        "class_names",
+        "normalization",
+        "model_state",
+    }
+    assert checkpoint["format"] == LEGACY_FORMAT and checkpoint["arch_kwargs"] == {}
+    assert checkpoint["normalization"] is None
+    assert checkpoint["model_state"].keys() == state.keys()
+
+
+def test_class_checks_say_what_was_asked_word_for_word(tmp_path: Path) -> None:
+    from fer_helpers.checkpoints import check_fits
+
+    legacy = {"class_names": None, "arch_kwargs": {"num_classes": 3}}
+    check_fits(legacy, "old.pth", num_classes=3)
+    with pytest.raises(CheckpointError, match=r"^old\.pth was trained for 3 classes but 7 were"):
+        check_fits(legacy, "old.pth", num_classes=7)
+    with pytest.raises(FerError) as raised:
+        check_fits(legacy, "old.pth", num_classes=2, class_names="happy,sad,neutral")
+    assert str(raised.value) == "num_classes=2 but 3 class names: ['happy', 'sad', 'neutral']"
+    named = {"class_names": ["happy", "sad", "neutral"], "arch_kwargs": {"num_classes": 99}}
+    check_fits(named, "new.pth", num_classes=3)  # the names count, not a stale num_classes
+    with pytest.raises(CheckpointError) as raised:
+        check_fits(named, "new.pth", class_names="happy,neutral,sad")
+    assert str(raised.value).endswith(" were asked for; the names and their order must match")
+
+
+def test_load_model_keeps_the_checkpoints_names_and_drops_the_training_states(tmp_path) -> None:
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    meta = make_meta("si100", COURSE_CLASSES, hidden=16, input_size=16)
+    save_checkpoint(
+        tmp_path / "run.pth",
+        **meta,
+        model_state=model.state_dict(),
+        epoch=1,
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state={"last_epoch": 1},
+        objective_state={"centres": torch.zeros(3, 2)},
+    )
+    _, info = load_model(tmp_path / "run.pth", num_classes=3)
+    assert not {"model_state", "optimizer_state", "scheduler_state", "objective_state"} & set(info)
+    assert info["epoch"] == 1 and info["class_names"] == list(COURSE_CLASSES)
+    _, info = load_model(tmp_path / "run.pth")
+    assert info["class_names"] == list(COURSE_CLASSES)
+
+
+def test_the_tta_a_model_is_scored_with() -> None:
+    from fer_helpers.checkpoints import scoring_tta
+
+    assert scoring_tta({}) == "none"
+    assert scoring_tta({"extra": {"recipe": {"name": "course"}}}) == "none"
+    assert scoring_tta({"extra": {"recipe": {"tta": True}}}) == "flip"
+    assert scoring_tta({"extra": {"recipe": {"tta": True}, "scoring_tta": "shifts"}}) == "shifts"
+    assert scoring_tta({"extra": {"recipe": {"tta": True}, "scoring_tta": False}}) == "none"
+
+
+def test_a_plain_state_dict_normalised_after_pooling_loads_that_way(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = SI100FaceNet(hidden=16, input_size=16, batch_norm=True, pool_before_norm=True)
+    with torch.no_grad():
+        model(torch.randn(4, 3, 16, 16))  # the running statistics move
+    torch.save(model.state_dict(), tmp_path / "pooled.pth")
+    loaded, info = load_model(tmp_path / "pooled.pth")
+    assert info["arch_kwargs"]["pool_before_norm"] is True
+    assert same_outputs(loaded, model.eval())
