@@ -283,7 +283,7 @@ def test_measure_framing_reads_a_faces_size_and_offset_in_image_sides(
     crop = cv2.resize(
         astronaut_gray[top : top + window, left : left + window], (48, 48), cv2.INTER_AREA
     )
-    (side, across, down), = measure_framing(crop[None])
+    ((side, across, down),) = measure_framing(crop[None])
     assert side == pytest.approx(0.5, abs=0.03)
     assert across == pytest.approx(-shift_across, abs=0.02)
     assert down == pytest.approx(-shift_down, abs=0.02)
@@ -491,7 +491,7 @@ def test_a_photo_larger_than_max_side_is_searched_shrunk_and_its_boxes_scaled_ba
     monkeypatch.setattr(faces, "face_cascade", lambda: cascade)
     gray = np.random.default_rng(5).integers(0, 256, (2 * 900, 2 * 1200), dtype=np.uint8)
     boxes = detect_faces(gray, min_size=40, scale_factor=1.2, min_neighbors=3)
-    (image, scale, neighbours, min_size), = cascade.calls
+    ((image, scale, neighbours, min_size),) = cascade.calls
     assert image.shape == (900, 1200) and max(image.shape) == faces.MAX_SIDE
     # at exactly half the size, INTER_AREA is the mean of each 2x2 block
     blocks = gray.reshape(900, 2, 1200, 2).astype(float).mean(axis=(1, 3))
@@ -507,9 +507,52 @@ def test_a_photo_within_max_side_is_searched_as_it_is_with_the_defaults(monkeypa
     monkeypatch.setattr(faces, "face_cascade", lambda: cascade)
     gray = np.random.default_rng(6).integers(0, 256, (600, 1200), dtype=np.uint8)
     boxes = detect_faces(gray)
-    (image, scale, neighbours, min_size), = cascade.calls
+    ((image, scale, neighbours, min_size),) = cascade.calls
     np.testing.assert_array_equal(image, gray)
     assert (scale, neighbours, min_size) == (1.1, 5, (faces.MIN_FACE, faces.MIN_FACE))
     assert boxes == [(10, 7, 31, 31), (50, 5, 30, 30)]  # left to right
     cascade.boxes = ()  # what OpenCV returns when it finds nothing
     assert detect_faces(gray) == []
+
+
+@pytest.mark.parametrize("shape", [(60, 100), (100, 60)])
+def test_fit_face_crops_the_centred_square_when_no_face_is_found(shape):
+    gray = np.zeros(shape, np.uint8)
+    rows, columns = shape
+    side = min(shape)
+    top, left = (rows - side) // 2, (columns - side) // 2  # 0 and 20, or 20 and 0
+    gray[top : top + side, left : left + side] = 200  # the centred square, bright
+    face, how = faces.fit_face(gray)
+    assert how == "centre" and face.shape == (48, 48)
+    assert (face == 200).all()  # nothing of the dark sides
+
+
+def test_fit_face_keeps_a_48x48_image_and_crops_the_largest_face(monkeypatch):
+    small = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    kept, how = faces.fit_face(small)
+    assert how == "as-is" and kept is small
+    gray = np.random.default_rng(1).integers(0, 256, (90, 120), dtype=np.uint8)
+    # the wide box has the larger perimeter, the square one the larger area
+    boxes = [(0, 0, 60, 10), (40, 20, 30, 30), (5, 5, 20, 20)]
+    monkeypatch.setattr(faces, "detect_faces", lambda image: boxes)
+    face, how = faces.fit_face(gray)
+    assert how == "face"
+    np.testing.assert_array_equal(face, crop_face(gray, (40, 20, 30, 30)))
+
+
+def test_webcam_frames_open_the_camera_asked_for_and_say_when_it_stops(monkeypatch):
+    class FailingCamera(FakeCamera):
+        def read(self):
+            return False, None
+
+    opened_at = []
+
+    def open_camera(index):
+        opened_at.append(index)
+        return FailingCamera(True)
+
+    monkeypatch.setattr(cv2, "VideoCapture", open_camera)
+    with pytest.raises(DataError) as raised:
+        list(webcam_frames(camera=2))
+    assert str(raised.value) == "the webcam at index 2 gave no picture"
+    assert opened_at == [2]
