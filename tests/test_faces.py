@@ -556,3 +556,54 @@ def test_webcam_frames_open_the_camera_asked_for_and_say_when_it_stops(monkeypat
         list(webcam_frames(camera=2))
     assert str(raised.value) == "the webcam at index 2 gave no picture"
     assert opened_at == [2]
+
+
+def test_a_photo_three_times_max_side_is_searched_at_its_3x3_block_means(monkeypatch):
+    import fer_helpers.faces as faces
+
+    cascade = RecordingCascade(np.array([[10, 20, 30, 40]]))
+    monkeypatch.setattr(faces, "face_cascade", lambda: cascade)
+    big = np.random.default_rng(7).integers(0, 256, (3 * 900, 3 * 1200), dtype=np.uint8)
+    boxes = detect_faces(big, min_size=1)
+    ((image, _, _, min_size),) = cascade.calls
+    assert image.shape == (900, 1200)
+    blocks = big.reshape(900, 3, 1200, 3).astype(float).mean(axis=(1, 3))
+    # INTER_AREA: the 3x3 block means (bilinear would read each block's centre pixel)
+    assert np.abs(image.astype(float) - blocks).max() <= 1
+    assert min_size == (1, 1)  # 1 pixel at a third of the size is still at least 1
+    assert boxes == [(30, 60, 90, 120)]
+
+
+def test_crop_face_enlarges_bilinearly_and_shrinks_by_area():
+    rng = np.random.default_rng(8)
+    gray = rng.integers(0, 256, (100, 100), dtype=np.uint8)
+    small = crop_face(gray, (10, 20, 24, 24), margin=0.0)  # 24 -> 48: enlarged
+    region = gray[20:44, 10:34]
+    np.testing.assert_array_equal(
+        small, cv2.resize(region, (48, 48), interpolation=cv2.INTER_LINEAR)
+    )
+    assert not np.array_equal(small, cv2.resize(region, (48, 48), interpolation=cv2.INTER_AREA))
+    large = crop_face(gray, (0, 0, 96, 96), margin=0.0)  # 96 -> 48: the 2x2 means
+    means = gray[:96, :96].reshape(48, 2, 48, 2).astype(float).mean(axis=(1, 3))
+    assert np.abs(large.astype(float) - means).max() <= 1
+
+
+def test_predict_image_crops_with_the_margin_and_channels_it_is_given(monkeypatch):
+    import fer_helpers.faces as faces
+
+    seen = []
+
+    def recording(model, crops, channels=None):
+        seen.append((crops, channels))
+        return np.full((len(crops), 3), 1 / 3)
+
+    monkeypatch.setattr(faces, "classify_faces", recording)
+    gray = np.random.default_rng(9).integers(0, 256, (120, 160), dtype=np.uint8)
+    box = (50, 30, 40, 40)
+    found = predict_image(
+        gray, None, COURSE_CLASSES, margin=0.25, channels=1, detector=lambda image, min_size: [box]
+    )
+    ((crops, channels),) = seen
+    np.testing.assert_array_equal(crops[0], crop_face(gray, box, 0.25))
+    assert not np.array_equal(crops[0], crop_face(gray, box))  # the margin made a difference
+    assert channels == 1 and found[0]["box"] == box
