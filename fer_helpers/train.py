@@ -326,7 +326,10 @@ def _train_epoch(
     recent = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
-    bar = tqdm(loader, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=not progress)
+    # One iterator per epoch: given the loader itself, tqdm.auto's bar would open a second
+    # one (a DataLoader with workers would start them twice).
+    batches = iter(loader)
+    bar = tqdm(batches, total=total, desc=f"Epoch {epoch + 1}/{epochs}", disable=not progress)
     for k, (x, y) in enumerate(bar, start=1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:

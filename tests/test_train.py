@@ -723,10 +723,10 @@ def test_objective_parts_are_means_over_every_image_of_the_epoch() -> None:
     model, _, _ = make_training(num_classes=3, **SMALL)
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)
     x = torch.zeros(5, 3, SIDE, SIDE)
-    batches = [(x[:3], torch.tensor([0, 0, 0])), (x[3:], torch.tensor([2, 2]))]
+    batches = [(x[:3], torch.tensor([1, 1, 1])), (x[3:], torch.tensor([2, 2]))]
     history = fit(model, batches, Parts(), frozen, 1, "cpu", progress=False, log=lambda _: None)
-    assert history["train_first"] == pytest.approx([4 / 5])  # (0 + 0 + 0 + 2 + 2) / 5
-    assert history["train_double"] == pytest.approx([8 / 5])
+    assert history["train_first"] == pytest.approx([7 / 5])  # (1 + 1 + 1 + 2 + 2) / 5
+    assert history["train_double"] == pytest.approx([14 / 5])
 
 
 def test_bfloat16_autocast_trains_and_validates_in_bfloat16() -> None:
@@ -980,3 +980,46 @@ def test_data_parallel_wraps_the_model_only_in_a_process_group(monkeypatch) -> N
     train._data_parallel(model, torch.device("cuda", 1))
     train._data_parallel(model, torch.device("cuda"))
     assert made == [(model, None), (model, [1]), (model, [0])]
+
+
+class EpochCountingLoader:
+    """A loader whose state is not a generator: it counts the epochs it has served."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches, self.epochs = batches, 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        self.epochs += 1
+        return iter(self.batches)
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs = state["epochs"]
+
+
+def test_a_loaders_own_state_is_saved_and_restored_whatever_it_holds(tmp_path) -> None:
+    path = tmp_path / "m.pth"
+    meta = make_meta("si100", COURSE_CLASSES, **SMALL)
+    batches = [fake_images(n=8)]
+    train_small(
+        epochs=2, loader=EpochCountingLoader(batches), checkpoint_path=path, checkpoint_meta=meta
+    )
+    assert torch.load(path, weights_only=True)["rng"]["loader"] == {"epochs": 2}
+    resumed = EpochCountingLoader(batches)
+    train_small(epochs=3, loader=resumed, checkpoint_path=path, checkpoint_meta=meta, resume=True)
+    assert resumed.epochs == 3  # restored to 2, then one more epoch
+
+
+def test_fit_opens_one_iterator_of_the_loader_per_epoch() -> None:
+    # A DataLoader with worker processes starts them for every iterator it hands out.
+    loader = EpochCountingLoader([fake_images(n=8)])
+    for progress in (True, False):
+        loader.epochs = 0
+        model, loss_fn, optimizer = make_training(num_classes=3, **SMALL)
+        fit(model, loader, loss_fn, optimizer, 3, "cpu", progress=progress, log=lambda _: None)
+        assert loader.epochs == 3
