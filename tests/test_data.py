@@ -381,6 +381,7 @@ def test_a_batch_is_augmented_on_the_gray_faces_with_the_loaders_generator():
 def test_face_loader_defaults_and_drop_last():
     dataset = FaceDataset(toy_split([3] * 70), "happy")
     assert len(FaceLoader(dataset)) == 3  # batches of 32: 32, 32, 6
+    assert [len(y) for _, y in FaceLoader(FaceDataset(toy_split([3] * 65), "happy"))] == [32, 32, 1]
     loader = FaceLoader(dataset, batch_size=32, drop_last=True)
     assert len(loader) == 2 and [len(y) for _, y in loader] == [32, 32]
     default = torch.cat([x[:, 0, 0, 0] for x, _ in FaceLoader(dataset, shuffle=True)])
@@ -447,6 +448,7 @@ def test_tiny_as_an_argument_overrides_fer_tiny(monkeypatch, tmp_path, faces):
     assert not full.tiny and len(full["train"]) > len(tiny["train"])
     big = {s: (np.concatenate([i] * 4), np.concatenate([lab] * 4)) for s, (i, lab) in faces.items()}
     write_csv(tmp_path / "fer2013.csv", big, ("emotion", "pixels", "Usage"))
+    assert not load_data(tmp_path, tiny=False, verbose=False).tiny  # FER_TINY is still 1
     monkeypatch.delenv("FER_TINY")
     real_tiny = load_data(tmp_path, tiny=True, verbose=False)
     assert real_tiny.tiny and len(real_tiny["train"]) == 7 * data_module.TINY_PER_CLASS["train"]
