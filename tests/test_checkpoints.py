@@ -458,3 +458,11 @@ def test_a_plain_state_dict_normalised_after_pooling_loads_that_way(tmp_path: Pa
     loaded, info = load_model(tmp_path / "pooled.pth")
     assert info["arch_kwargs"]["pool_before_norm"] is True
     assert same_outputs(loaded, model.eval())
+
+
+def test_a_plain_state_dict_takes_the_class_names_it_is_loaded_with(tmp_path: Path) -> None:
+    torch.save(small_model().state_dict(), tmp_path / "plain.pth")
+    _, info = load_model(tmp_path / "plain.pth", class_names="angry,disgust,fear")
+    assert info["class_names"] == ["angry", "disgust", "fear"]
+    _, info = load_model(tmp_path / "plain.pth")
+    assert info["class_names"] is None  # nothing says which classes they are
