@@ -120,10 +120,43 @@ def test_random_affine_draws_each_parameter_over_its_whole_range_and_no_further(
     assert set(parts["mirror"].tolist()) == {-1.0, 1.0}
 
 
-
 def test_the_warp_follows_the_batchs_dtype():
     x = torch.rand(3, 1, 48, 48, dtype=torch.float64)
     out = Augment()(x, torch.Generator().manual_seed(2))
     assert out.dtype == torch.float64
     single = Augment()(x.float(), torch.Generator().manual_seed(2))
     assert torch.allclose(out.float(), single, atol=1e-5)  # the same warp, in more digits
+
+
+def test_random_affine_is_the_documented_warp_of_five_uniform_draws():
+    import math
+
+    augment = Augment(flip=0.5, rotation=10.0, scale=0.1, shift=0.1)
+    theta = augment.random_affine(6, torch.Generator().manual_seed(4))
+    u = torch.rand(5, 6, generator=torch.Generator().manual_seed(4))  # the same draws, in order
+    angle = (-10 + 20 * u[0]) * math.pi / 180  # -10..10 degrees
+    zoom = 0.9 + 0.2 * u[1]  # 0.9x..1.1x
+    mirror = torch.where(u[2] < 0.5, -1.0, 1.0)
+    tx, ty = -0.2 + 0.4 * u[3], -0.2 + 0.4 * u[4]  # 0.1 of the width is 0.2 in grid units
+    expected = torch.stack(
+        [
+            torch.stack([angle.cos() / zoom * mirror, -angle.sin() / zoom, tx], 1),
+            torch.stack([angle.sin() / zoom * mirror, angle.cos() / zoom, ty], 1),
+        ],
+        1,
+    )
+    torch.testing.assert_close(theta, expected)
+    assert (mirror == -1).any() and (mirror == 1).any()  # both kinds are checked
+
+
+def test_the_warp_samples_bilinearly_and_repeats_the_border():
+    x = torch.rand(5, 2, 12, 12)
+    augment = Augment(flip=0.5, rotation=30.0, scale=0.3, shift=0.2)
+    theta = augment.random_affine(5, torch.Generator().manual_seed(2))
+    grid = F.affine_grid(theta, [5, 2, 12, 12], align_corners=False)
+    expected = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = augment(x, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(out, expected)
+    zeros = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert not torch.allclose(out, zeros)  # big enough warps reach past the edge
+    assert augment(x.double(), torch.Generator().manual_seed(2)).dtype == torch.float64
