@@ -532,8 +532,9 @@ def test_fit_face_keeps_a_48x48_image_and_crops_the_largest_face(monkeypatch):
     kept, how = faces.fit_face(small)
     assert how == "as-is" and kept is small
     gray = np.random.default_rng(1).integers(0, 256, (90, 120), dtype=np.uint8)
-    # the wide box has the larger perimeter, the square one the larger area
-    boxes = [(0, 0, 60, 10), (40, 20, 30, 30), (5, 5, 20, 20)]
+    # the wide box has the larger perimeter and comes last left to right, the tall one the
+    # larger height; the square one has the largest area
+    boxes = [(70, 0, 60, 10), (10, 10, 5, 40), (40, 20, 30, 30), (5, 5, 20, 20)]
     monkeypatch.setattr(faces, "detect_faces", lambda image: boxes)
     face, how = faces.fit_face(gray)
     assert how == "face"
@@ -607,3 +608,16 @@ def test_predict_image_crops_with_the_margin_and_channels_it_is_given(monkeypatc
     np.testing.assert_array_equal(crops[0], crop_face(gray, box, 0.25))
     assert not np.array_equal(crops[0], crop_face(gray, box))  # the margin made a difference
     assert channels == 1 and found[0]["box"] == box
+
+
+def test_predict_photo_passes_every_setting_on(monkeypatch, tmp_path):
+    import fer_helpers.faces as faces
+
+    Image.fromarray(np.full((60, 80), 128, np.uint8)).save(tmp_path / "photo.png")
+    calls = []
+    monkeypatch.setattr(faces, "predict_image", lambda *args: calls.append(args) or [])
+    detector = object()
+    assert predict_photo(tmp_path / "photo.png", "model", ["a"], 40, 0.1, 1, detector) == []
+    ((image, *settings),) = calls
+    assert image.shape == (60, 80, 3)  # load_photo gives RGB
+    assert settings == ["model", ["a"], 40, 0.1, 1, detector]
