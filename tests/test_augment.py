@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -160,3 +162,22 @@ def test_the_warp_samples_bilinearly_and_repeats_the_border():
     zeros = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     assert not torch.allclose(out, zeros)  # big enough warps reach past the edge
     assert augment(x.double(), torch.Generator().manual_seed(2)).dtype == torch.float64
+
+
+def test_augmenting_a_batch_warns_of_nothing():
+    # grid_sample and affine_grid warn once per call when align_corners is left
+    # unset: a learner would see that warning for every batch of an epoch.
+    faces = torch.rand(3, 1, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Augment()(faces, torch.Generator().manual_seed(0))
+        CropFlip()(faces, torch.Generator().manual_seed(0))
+
+
+def test_both_augmentations_compute_on_the_batchs_device():
+    # The "meta" device stands in for CUDA or MPS on a CPU-only machine: a
+    # tensor left on the CPU next to it is refused, as it would be on a GPU.
+    faces = torch.empty(4, 1, 12, 12, device="meta")
+    assert Augment()(faces).device == faces.device
+    assert CropFlip(pad=2)(faces).device == faces.device
+    assert CropFlip(pad=2)(faces).shape == faces.shape
