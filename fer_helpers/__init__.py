@@ -33,10 +33,10 @@ The notebooks' topics
 - dacl          notebook 08: the DACL ablation, attention weights per class
 - export        notebook 09: ONNX export, checked against PyTorch
 - faces         notebook 10: faces found in photos, cropped like FER2013, classified
-- video         faces in videos and from a webcam: followed by id, smoothed, timeline, plot
+- video         notebook 11: faces in videos and from a webcam, followed by id, smoothed
 - detectors     face detectors by name: the Haar cascade, MTCNN (faces Haar misses)
 - folders       any folder of class folders (other data sets, one's own photos) as data
-- comparison    notebook 11: four networks, one recipe: parameters, FLOPs, time, accuracy
+- comparison    notebook 12: four networks, one recipe: parameters, FLOPs, time, accuracy
 - plots         the figures the notebooks draw, in the course's style (use_course_style)
 - exercises     the checkers of the notebooks' exercises (one module per notebook topic)
 

@@ -1,4 +1,4 @@
-"""Notebook 11: the course's network and the reports' networks, one recipe, the same faces.
+"""Notebook 12: the course's network and the reports' networks, one recipe, the same faces.
 
     model, info = train_contender("si100", data, epochs=3)  # or loaded if saved
     cm = validation_confusion(model, data)
@@ -56,7 +56,7 @@ minutes an epoch on a 2-core CPU) and DACL's ResNet-18 (about 3) get what time a
 epochs: their scores are what they reach in about 20 minutes each, not their best."""
 
 LIVE_EPOCHS = 3
-"""Notebook 11's live budget for the cheaper networks: the same recipe, fewer epochs."""
+"""Notebook 12's live budget for the cheaper networks: the same recipe, fewer epochs."""
 
 
 def contender_recipe(

@@ -149,7 +149,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="comparison",
-            description="notebook 11: SI100FaceNet, ConvNet 5, ResNet-9 and DACL's ResNet-18 "
+            description="notebook 12: SI100FaceNet, ConvNet 5, ResNet-9 and DACL's ResNet-18 "
             "by one recipe (comparison.contender_recipe) on all the training faces of the "
             "seven classes, each for its full budget (comparison.FULL_EPOCHS); one seed, "
             "with bootstrap intervals over the validation faces (ResNet-9 alone takes over "

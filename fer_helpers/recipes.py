@@ -2,7 +2,7 @@
 
     model, history = train_with_recipe("fast", data, "weights/mine.pth")
     model, info = train_or_load("weights/mine.pth", "fast", data)  # trained once, then loaded
-    model, info = three_class_model(data)   # the 3-class model of notebooks 05, 07, 09 and 10
+    model, info = three_class_model(data)   # the 3-class model of notebooks 05, 07, 09, 10 and 11
 
 A TrainRecipe names everything that decides how a model trains: the network and its
 options, the optimizer and schedule, the objective (cross-entropy, class-weighted, or
@@ -130,7 +130,7 @@ class TrainRecipe:
     `python -m fer_helpers train --recipe NAME`, train_with_recipe and train_or_load use
     these; any field can be overridden (dataclasses.replace, or the command's options).
     The course's recipe, the fast one, notebook 06's strategies, notebook 08's DACL
-    variants and notebook 11's contenders are all TrainRecipes.
+    variants and notebook 12's contenders are all TrainRecipes.
     """
 
     name: str

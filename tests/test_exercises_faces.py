@@ -1,4 +1,4 @@
-"""The checkers of notebook 10 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebooks 10 and 11 pass right answers and name the mistake in wrong ones.
 
 The right answers are written here independently of fer_helpers (loops, plain
 arithmetic, torch); each wrong answer is a mistake learners make.
@@ -12,7 +12,12 @@ import torch
 from conftest import assert_checker_contract
 
 from fer_helpers.exercises import ExerciseError
-from fer_helpers.exercises.faces import check_crop_box, check_crops_to_input, check_square_box
+from fer_helpers.exercises.faces import (
+    check_box_iou,
+    check_crop_box,
+    check_crops_to_input,
+    check_square_box,
+)
 
 # --- right answers ---------------------------------------------------------------------------
 
@@ -29,6 +34,14 @@ def square_by_centre(box, margin):
     return (round(centre_x - side / 2), round(centre_y - side / 2), side, side)
 
 
+def iou_by_pixels(a, b):
+    """Paint both boxes on a canvas and count pixels: no formula shared with the package."""
+    canvas = np.zeros((2, 200, 200), dtype=bool)
+    for layer, (x, y, w, h) in zip(canvas, (a, b)):
+        layer[y : y + h, x : x + w] = True
+    return (canvas[0] & canvas[1]).sum() / (canvas[0] | canvas[1]).sum()
+
+
 def input_torch(crops):
     x = torch.from_numpy(crops).float().unsqueeze(1).repeat(1, 3, 1, 1)
     return (x - 127.5) / 127.5
@@ -40,6 +53,7 @@ def input_torch(crops):
         (check_crop_box, crop_loop, 4),
         (check_square_box, square_by_centre, 4),
         (check_crops_to_input, input_torch, 3),
+        (check_box_iou, iou_by_pixels, 8),
     ],
 )
 def test_checker_passes_a_right_answer_and_lets_a_stub_through(checker, right, checks, capsys):
@@ -186,3 +200,67 @@ def test_crops_to_input_checker_names_the_mistake(mistake):
     wrong, message = INPUT_MISTAKES[mistake]
     with pytest.raises(ExerciseError, match=message):
         check_crops_to_input(wrong)
+
+
+# --- box_iou ---------------------------------------------------------------------------------
+
+
+def iou_from(overlap, union):
+    """A box_iou built from a rule for the overlap along one axis and a rule for the union."""
+
+    def box_iou(a, b):
+        across = overlap(a[0], a[2], b[0], b[2])
+        down = overlap(a[1], a[3], b[1], b[3])
+        shared = across * down
+        return shared / union(a[2] * a[3], b[2] * b[3], shared)
+
+    return box_iou
+
+
+def clamped(x1, w1, x2, w2):
+    return max(0, min(x1 + w1, x2 + w2) - max(x1, x2))
+
+
+def unclamped(x1, w1, x2, w2):
+    return min(x1 + w1, x2 + w2) - max(x1, x2)
+
+
+def as_corners(a, b):
+    """Reads (x, y, w, h) as (x1, y1, x2, y2), as some detectors write boxes."""
+    shared = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - shared
+    return shared / union
+
+
+IOU_MISTAKES = {
+    "not clamped": (iou_from(unclamped, lambda p, q, s: p + q - s), "clamp each at 0"),
+    "shared counted twice": (
+        iou_from(clamped, lambda p, q, s: p + q),
+        "counts the shared area once",
+    ),
+    "over the smaller box": (iou_from(clamped, lambda p, q, s: min(p, q)), "not the smaller box"),
+    "over the first box": (iou_from(clamped, lambda p, q, s: p), "not the first box's area"),
+    "shared area": (iou_from(clamped, lambda p, q, s: 1), "not the shared area"),
+    "two corners": (as_corners, "its right edge is x \\+ w"),
+    "a pair": (lambda a, b: (iou_by_pixels(a, b), 0.0), "return one number"),
+    "one pixel more": (
+        lambda a, b: iou_by_pixels((a[0], a[1], a[2] + 1, a[3]), b),
+        r"box_iou\(\(10, 20, 40, 30\), \(10, 20, 40, 30\)\): expected 1.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(IOU_MISTAKES))
+def test_box_iou_checker_names_the_mistake(mistake):
+    wrong, message = IOU_MISTAKES[mistake]
+    with pytest.raises(ExerciseError, match=message):
+        check_box_iou(wrong)
+
+
+def test_box_iou_cases_cover_every_way_two_boxes_meet():
+    from fer_helpers.exercises.faces import IOU_CASES
+
+    scores = [iou_by_pixels(a, b) for a, b in IOU_CASES]
+    assert 1.0 in scores and scores.count(0.0) >= 3  # the same box; apart, or only touching
+    assert any(0 < s < 1 for s in scores)
+    assert any(a[2] * a[3] != b[2] * b[3] for a, b in IOU_CASES)  # unequal boxes: order matters

@@ -10,9 +10,11 @@ course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier day
 machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
 one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
 recipe of that day (README, "The series on full FER2013"); 06, 07, 08 and 11 again on that
-machine after 06 moved to the fast recipe, 08 to fine-tuning a shipped ResNet-18 and 11 to
-reading its full-budget runs from a results file, with no saved model of theirs. A laptop CPU with
-more cores is faster.
+machine after 06 moved to the fast recipe, 08 to fine-tuning a shipped ResNet-18 and 12 (then
+11) to reading its full-budget runs from a results file, with no saved model of theirs. 10 and 11,
+split from one notebook on 2026-12-04, by `python3 tasks.py notebook 10` and `... 11` that day on
+an AMD EPYC with bfloat16 instructions (the second of two runs; the first, with the data's cache
+not yet in memory, took 26 s for 10). A laptop CPU with more cores is faster.
 """
 
 from __future__ import annotations
@@ -117,12 +119,21 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "10_faces_in_photos",
-        "faces found by OpenCV's Haar cascade, cropped like FER2013, classified and labelled "
-        "with probabilities; your own photo (upload box) or webcam",
-        10,
+        "faces found by OpenCV's Haar cascade (the integral image, `min_neighbors`, where it "
+        "fails), cropped like FER2013 with the margin measured, normalised as in training, "
+        "classified and labelled with probabilities; `predict` from a terminal; what emotion "
+        "recognition can and cannot tell",
+        14,
     ),
     Lesson(
-        "11_model_comparison",
+        "11_video_webcam_and_your_faces",
+        "MTCNN for the faces the cascade misses; a video followed face by face, by the IoU of "
+        "boxes written by the learner, with its emotions smoothed over frames; an upload box "
+        "and a webcam loop; a model checked on a folder of your own labelled faces",
+        9,
+    ),
+    Lesson(
+        "12_model_comparison",
         "SI100FaceNet, Report 1's ConvNet 5, Report 3's ResNet-9 and DACL by one recipe on all "
         "the training faces; FLOPs of a convolution by hand, checked with PyTorch's counter; the "
         "cheaper two trained live beside the four full-budget runs; parameters, FLOPs, seconds "

@@ -605,7 +605,7 @@ def demo_paragraph(live: demo.Demo | None) -> str:
         f'<p class="fer-demo"><a href="{demo.PAGE}">Live demo</a>: the model of notebook 09'
         f" (<code>{html.escape(live.model)}</code>, {len(live.class_names)} classes) reading"
         " faces from the webcam or a photo, in the browser itself and offline, with its"
-        " probabilities as bars. For the projector after notebook 10.</p>"
+        " probabilities as bars. For the projector after notebooks 10 and 11.</p>"
     )
 
 

@@ -1,8 +1,10 @@
-"""Checkers for notebook 10: cut a box out of a photo, square it, feed it to the model.
+"""Checkers for notebooks 10 and 11: cut a box out of a photo, square it, feed it to the
+model (10); how much two boxes overlap, which follows a face from frame to frame (11).
 
 Each checker calls the learner's function on a few cases, recognises the usual
 mistakes (x and y swapped, one pixel too many, a margin on one side only,
-inputs scaled to [0, 1] instead of [-1, 1]) and says in one sentence what to change.
+inputs scaled to [0, 1] instead of [-1, 1], an overlap not clamped at zero)
+and says in one sentence what to change.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from ..data import to_model_input
 from ..faces import square_box
+from ..video import iou
 from . import ExerciseError, call, checker, expect_close, passed
 
 # A photo of 60 rows and 80 columns in which every pixel has its own value, so a
@@ -219,3 +222,75 @@ def _diagnose_input(got: torch.Tensor, crops: np.ndarray, what: str) -> None:
             f"{what}: almost; use exactly x = u8 / 127.5 - 1, so 0 -> -1 and 255 -> 1 "
             "as in training"
         )
+
+
+# (a, b) pairs of boxes (x, y, w, h): the same box, one inside the other, partial overlaps of
+# unequal boxes, boxes that only touch, and boxes apart along x only, along y only, and both.
+IOU_CASES = [
+    ((10, 20, 40, 30), (10, 20, 40, 30)),
+    ((0, 0, 100, 80), (20, 10, 30, 40)),
+    ((30, 20, 40, 30), (10, 10, 40, 20)),
+    ((50, 40, 30, 60), (20, 70, 50, 20)),
+    ((0, 0, 10, 10), (10, 0, 10, 10)),
+    ((0, 0, 20, 20), (30, 5, 20, 20)),
+    ((0, 0, 20, 20), (5, 30, 20, 20)),
+    ((0, 0, 20, 20), (40, 50, 20, 20)),
+]
+
+
+@checker
+def check_box_iou(function: Callable) -> None:
+    """box_iou(a, b) -> the shared area over the area covered, for boxes (x, y, w, h)."""
+    for a, b in IOU_CASES:
+        got = call(function, a, b)
+        what = f"box_iou({a}, {b})"
+        value = np.asarray(got, dtype=float)
+        if value.shape != ():
+            raise ExerciseError(f"{what}: return one number, got {got!r}")
+        expected = iou(a, b)
+        if abs(float(value) - expected) <= 1e-6:
+            continue
+        _diagnose_iou(a, b, float(value), what)
+        expect_close(value, expected, what)
+    passed("box_iou", len(IOU_CASES))
+
+
+def _diagnose_iou(
+    a: tuple[int, int, int, int], b: tuple[int, int, int, int], got: float, what: str
+) -> None:
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    across = min(a[0] + a[2], b[0] + b[2]) - left
+    down = min(a[1] + a[3], b[1] + b[3]) - top
+    inter = max(0, across) * max(0, down)
+    area_a, area_b = a[2] * a[3], b[2] * b[3]
+    hints = [
+        (
+            across * down / (area_a + area_b - across * down),
+            "the overlap along x or y is negative when the boxes are apart: clamp each at 0, "
+            "max(0, right - left), before multiplying",
+        ),
+        (
+            inter / (area_a + area_b),
+            "the union counts the shared area once: area_a + area_b - shared",
+        ),
+        (inter / min(area_a, area_b), "divide by the union of the two boxes, not the smaller box"),
+        (inter / area_a, "divide by the union of the two boxes, not the first box's area"),
+        (float(inter), "return the shared area divided by the union, not the shared area"),
+        (
+            _iou_of_corners(a, b),
+            "a box is a corner plus a width and a height: its right edge is x + w, its bottom "
+            "y + h",
+        ),
+    ]
+    for wrong, hint in hints:
+        if abs(got - wrong) <= 1e-6 and abs(wrong - iou(a, b)) > 1e-6:
+            raise ExerciseError(f"{what}: {hint}")
+
+
+def _iou_of_corners(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """The IoU of a learner who read (x, y, w, h) as two corners (x1, y1, x2, y2)."""
+    across = min(a[2], b[2]) - max(a[0], b[0])
+    down = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0, across) * max(0, down)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else float("nan")

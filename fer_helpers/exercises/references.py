@@ -37,6 +37,7 @@ from ..metrics import confusion_matrix as _confusion_matrix
 from ..metrics import precision_per_class as _precision_per_class
 from ..metrics import recall_per_class as _recall_per_class
 from ..models import SI100FaceNet, attention_from_heads, conv_block, count_parameters
+from ..video import iou
 
 # --- what the checkers compare with (the checker modules import these from here) ----------
 
@@ -404,7 +405,15 @@ def crops_to_input(crops: np.ndarray) -> torch.Tensor:
     return to_model_input(torch.from_numpy(np.asarray(crops)).unsqueeze(1), 3)
 
 
-# --- 11: what a convolution costs ------------------------------------------------------------
+# --- 11: faces in video --------------------------------------------------------------------
+
+
+@reference("box_iou")
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    return iou(a, b)
+
+
+# --- 12: what a convolution costs ------------------------------------------------------------
 
 
 @reference("conv_flops")
