@@ -7,7 +7,7 @@
 and also:
 
     python3 tasks.py setup         create .venv and install the pinned requirements
-    python3 tasks.py notebook 04   execute one notebook (a number or a file name)
+    python3 tasks.py notebook 06   execute one notebook (a number or a file name)
     python3 tasks.py strip         clear the outputs of every notebook before a commit
     python3 tasks.py learner       the hand-out for learners (solutions stubbed) in build/learner/
     python3 tasks.py site          the course as web pages and reveal.js slides, in build/site/

@@ -28,21 +28,21 @@ Training
 - pretrained    the weights shipped in fer_helpers/weights/, by name, with model cards
 
 The notebooks' topics
-- imbalance     notebook 06: weighted loss, balanced sampling, targeted mirroring compared
-- features      notebook 07: forward hooks, feature maps, the channels of each emotion
-- dacl          notebook 08: the DACL ablation, attention weights per class
-- export        notebook 09: ONNX export, checked against PyTorch
-- faces         notebook 10: faces found in photos, cropped like FER2013, classified
-- video         notebook 11: faces in videos and from a webcam, followed by id, smoothed
+- imbalance     notebook 08: weighted loss, balanced sampling, targeted mirroring compared
+- features      notebook 09: forward hooks, feature maps, the channels of each emotion
+- dacl          notebook 10: the DACL ablation, attention weights per class
+- export        notebook 11: ONNX export, checked against PyTorch
+- faces         notebook 12: faces found in photos, cropped like FER2013, classified
+- video         notebook 13: faces in videos and from a webcam, followed by id, smoothed
 - detectors     face detectors by name: the Haar cascade, MTCNN (faces Haar misses)
 - folders       any folder of class folders (other data sets, one's own photos) as data
-- comparison    notebook 12: four networks, one recipe: parameters, FLOPs, time, accuracy
+- comparison    notebook 14: four networks, one recipe: parameters, FLOPs, time, accuracy
 - plots         the figures the notebooks draw, in the course's style (use_course_style)
 - exercises     the checkers of the notebooks' exercises (one module per notebook topic)
 
 Tools
 - bench         the course's recipe and pipeline against the fast one, side by side
-- experiments   named experiments (06, 08, 11, transfer) over seeds; results files, their tables
+- experiments   named experiments (08, 10, 14, transfer) over seeds; results files, their tables
 - cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`;
                 `--version`; `info` and `evaluate` take `--folder DIR` (folders)
 - errors        FerError and its kinds: one-line messages that name the file

@@ -1,4 +1,4 @@
-"""Notebook 12: the course's network and the reports' networks, one recipe, the same faces.
+"""Notebook 14: the course's network and the reports' networks, one recipe, the same faces.
 
     model, info = train_contender("si100", data, epochs=3)  # or loaded if saved
     cm = validation_confusion(model, data)
@@ -56,7 +56,7 @@ minutes an epoch on a 2-core CPU) and DACL's ResNet-18 (about 3) get what time a
 epochs: their scores are what they reach in about 20 minutes each, not their best."""
 
 LIVE_EPOCHS = 3
-"""Notebook 12's live budget for the cheaper networks: the same recipe, fewer epochs."""
+"""Notebook 14's live budget for the cheaper networks: the same recipe, fewer epochs."""
 
 
 def contender_recipe(
@@ -74,7 +74,7 @@ def contender_recipe(
     the last batch), cross-entropy (DACL adds its sparse center loss), batches of
     `batch_size` mirrored faces, `channels` input channels (the faces are gray: 1), the
     processor's fast number format (bfloat16 where it has instructions for it) and
-    channels-last memory, as the fast recipe of notebook 04; each network keeps its own
+    channels-last memory, as the fast recipe of notebook 06; each network keeps its own
     dropout and batch norm. epochs: None is the network's full budget (FULL_EPOCHS);
     per_class: at most that many training faces of each class (None: all of them).
     """

@@ -92,11 +92,11 @@ with cross-entropy alone (its model card has the command), as the paper's ResNet
 learned faces before DACL trained it. The attention net and the classifier start fresh."""
 
 DACL_EPOCHS = 3
-"""Epochs of each variant, notebook 08's and `experiment dacl`'s alike."""
+"""Epochs of each variant, notebook 10's and `experiment dacl`'s alike."""
 
 DACL_PER_CLASS = 1000
 """Training faces of each class for each variant (disgust has 436): the budget that lets
-notebook 08 train the three variants in a class period."""
+notebook 10 train the three variants in a class period."""
 
 
 def variant_recipe(

@@ -7,7 +7,7 @@ Every detector takes a gray (H, W) or RGB (H, W, 3) uint8 image and returns
 boxes (x, y, w, h) in the image's pixels, clipped to the image, left to right:
 what faces.detect_faces returns, so crop_face and annotate take them as they are.
 
-- "haar": faces.detect_faces, OpenCV's frontal-face Haar cascade (notebooks 10 and 11). It looks
+- "haar": faces.detect_faces, OpenCV's frontal-face Haar cascade (notebooks 12 and 13). It looks
   for one upright, frontal pattern of light and dark: a hand over an eye, a head tilted by
   30 degrees or turned to the side, and the face is usually gone.
 - "mtcnn": the Multi-task Cascaded Convolutional Network (Zhang et al., 2016). Three small

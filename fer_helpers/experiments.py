@@ -107,7 +107,7 @@ def _transfer() -> Experiment:
 
 def _fast_recipe() -> Experiment:
     """What each piece of the fast recipe buys: the recipe, then one piece put back as the
-    course or the earlier fast recipe had it (notebook 04; README's measured section)."""
+    course or the earlier fast recipe had it (notebook 06; README's measured section)."""
 
     def without(name: str, **changes: object) -> TrainRecipe:
         return replace(FAST, name=f"fast-{name}", **changes)
@@ -134,14 +134,14 @@ EXPERIMENTS: dict[str, Experiment] = {
     for e in (
         Experiment(
             name="imbalance",
-            description="notebook 06: plain training, a class-weighted loss and balanced "
+            description="notebook 08: plain training, a class-weighted loss and balanced "
             f"sampling on all seven classes (the fast recipe, {SEVEN_EPOCHS} epochs)",
             classes=EMOTIONS,
             variants={s: strategy_recipe(s) for s in STRATEGIES},
         ),
         Experiment(
             name="dacl",
-            description="notebook 08: DACL's ResNet-18, started from the shipped "
+            description="notebook 10: DACL's ResNet-18, started from the shipped "
             f"{DACL_BACKBONE}, with softmax only, plain center loss and DACL's sparse center "
             f"loss on all seven classes ({DACL_EPOCHS} epochs, {DACL_PER_CLASS} faces per class)",
             classes=EMOTIONS,
@@ -149,7 +149,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="comparison",
-            description="notebook 12: SI100FaceNet, ConvNet 5, ResNet-9 and DACL's ResNet-18 "
+            description="notebook 14: SI100FaceNet, ConvNet 5, ResNet-9 and DACL's ResNet-18 "
             "by one recipe (comparison.contender_recipe) on all the training faces of the "
             "seven classes, each for its full budget (comparison.FULL_EPOCHS); one seed, "
             "with bootstrap intervals over the validation faces (ResNet-9 alone takes over "

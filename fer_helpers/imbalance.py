@@ -81,7 +81,7 @@ def confused_indices(
 SEVEN_EPOCHS = 9
 """Epochs of every 7-class strategy: with the fast recipe, plain training passes 60%
 validation accuracy in 9 (README's measured section; `experiment imbalance`), and notebook
-06's four trainings fit its class period."""
+08's four trainings fit its class period."""
 
 
 def strategy_recipe(strategy: str, epochs: int = SEVEN_EPOCHS, **changes: object) -> TrainRecipe:

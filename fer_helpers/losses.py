@@ -1,9 +1,9 @@
 """The objectives a model trains with, beside plain cross-entropy.
 
-- class_weights: one weight per class for a class-weighted cross-entropy (notebook 06);
+- class_weights: one weight per class for a class-weighted cross-entropy (notebook 08);
 - sparse_center_loss, SparseCenterLoss: the (sparse) center loss with learned class
   centres, L_SC = 1/(2m) sum_i sum_j a_ij (x_ij - c_{y_i, j})^2 over a batch of m;
-- DACLLoss: DACL's total loss, L = cross-entropy + lambda * L_SC (notebook 08).
+- DACLLoss: DACL's total loss, L = cross-entropy + lambda * L_SC (notebook 10).
 
 DACLLoss is an objective with parts: fit (train.py) calls it with all of DACLNet's
 outputs and the labels, and records its parts, the cross-entropy and L_SC, per epoch.

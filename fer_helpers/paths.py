@@ -30,7 +30,7 @@ def figure_path(name: str, data_tag: str = "") -> Path:
 
     data_tag (FaceData.tag) goes into the file name as in weights_path, so a quick
     run on synthetic or tiny data (the tests) never overwrites the plots of a run on
-    the full FER2013: 04_training_curves.png, 04_training_curves.synthetic-tiny.png.
+    the full FER2013: 06_training_curves.png, 06_training_curves.synthetic-tiny.png.
     """
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
     return FIGURES_DIR / tagged(name, data_tag)

@@ -30,7 +30,7 @@ SHIPPED = {
     "si100-3class": "SI100FaceNet (batch norm) on happy / neutral / sad, fast recipe",
     "best-7class": "the best 7-class model the project trained within 2 hours on a 2-core CPU",
     "resnet18-7class": "ResNet-18 for 48x48 faces on all seven classes, cross-entropy alone: "
-    "the start of notebook 08's DACL variants",
+    "the start of notebook 10's DACL variants",
 }
 
 

@@ -2,7 +2,7 @@
 
     model, history = train_with_recipe("fast", data, "weights/mine.pth")
     model, info = train_or_load("weights/mine.pth", "fast", data)  # trained once, then loaded
-    model, info = three_class_model(data)   # the 3-class model of notebooks 05, 07, 09, 10 and 11
+    model, info = three_class_model(data)   # the 3-class model of notebooks 07, 09, 11, 12 and 13
 
 A TrainRecipe names everything that decides how a model trains: the network and its
 options, the optimizer and schedule, the objective (cross-entropy, class-weighted, or
@@ -14,7 +14,7 @@ at each face (README has the figures, from `bench --full`): the same network hal
 with batch norm after each pooling, a one-cycle learning rate with AdamW, label smoothing,
 one gray input channel, mirrored faces, bfloat16 where the CPU computes in it, and
 channels_last memory. With FER_TINY=1 (24 training images) every recipe trains 1 epoch.
-Notebook 04's weights go to weights/face_expression.pth, tagged by the data (see
+Notebook 06's weights go to weights/face_expression.pth, tagged by the data (see
 paths.weights_path), so a run on synthetic or tiny data
 never overwrites the one trained on FER2013.
 """
@@ -129,8 +129,8 @@ class TrainRecipe:
 
     `python -m fer_helpers train --recipe NAME`, train_with_recipe and train_or_load use
     these; any field can be overridden (dataclasses.replace, or the command's options).
-    The course's recipe, the fast one, notebook 06's strategies, notebook 08's DACL
-    variants and notebook 12's contenders are all TrainRecipes.
+    The course's recipe, the fast one, notebook 08's strategies, notebook 10's DACL
+    variants and notebook 14's contenders are all TrainRecipes.
     """
 
     name: str
@@ -153,8 +153,8 @@ class TrainRecipe:
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
     tta: bool = False  # validate on each face and its mirror image
     per_class: int | None = None  # at most this many training faces of each class
-    sampling: str = "shuffle"  # or "balanced": every class equally often (notebook 06)
-    class_weights: str = "none"  # or "inverse" / "sqrt": a class-weighted loss (notebook 06)
+    sampling: str = "shuffle"  # or "balanced": every class equally often (notebook 08)
+    class_weights: str = "none"  # or "inverse" / "sqrt": a class-weighted loss (notebook 08)
     objective: str = "cross_entropy"  # or "center" / "dacl": losses.DACLLoss (model "dacl")
     centre_lr: float = CENTRE_LR  # the class centres' own SGD, for "center" and "dacl"
     start_from: str | None = None  # a trained network (shipped name or checkpoint) whose
@@ -560,7 +560,7 @@ def train_or_load(
     an interrupted one resumes; a run with other settings is trained again, and the
     message says which setting changed. retrain=True always starts again. A finished
     run is kept without its resume state (checkpoints.drop_resume_state), a third to
-    two thirds of the file, unless keep_resume_state=True (notebook 04 shows it, and
+    two thirds of the file, unless keep_resume_state=True (notebook 06 shows it, and
     `python -m fer_helpers train --resume` can take the run further).
     Returns (model in eval mode, checkpoint info with its history).
     """
@@ -586,12 +586,12 @@ def train_or_load(
 
 
 def three_class_epochs(data: FaceData, recipe: str | TrainRecipe = "fast") -> int:
-    """Epochs notebook 04 trains for: the recipe's, or 1 on tiny data (a quick check, as in CI)."""
+    """Epochs notebook 06 trains for: the recipe's, or 1 on tiny data (a quick check, as in CI)."""
     return TINY_EPOCHS if data.tiny else get_recipe(recipe).epochs
 
 
 def three_class_weights(data: FaceData, recipe: str | TrainRecipe = "fast") -> Path:
-    """Where notebook 04 saves its 3-class model for these data and recipe.
+    """Where notebook 06 saves its 3-class model for these data and recipe.
 
     face_expression[.tag].pth for the fast recipe, face_expression_course[.tag].pth
     for the handout's, so that trying one never overwrites the other.
@@ -619,7 +619,7 @@ def train_three_class_model(
     retrain: bool = False,
     device: str | torch.device | None = None,
 ) -> tuple[nn.Module, dict]:
-    """Notebook 04's 3-class model: loaded if a finished run is saved, else trained (or resumed).
+    """Notebook 06's 3-class model: loaded if a finished run is saved, else trained (or resumed).
 
     Saved at three_class_weights(data, recipe) after every epoch; an interrupted run
     resumes; retrain=True starts again; a saved run with other settings is trained
@@ -638,11 +638,11 @@ def three_class_model(
     device: str | torch.device | None = None,
     pretrained: bool = True,
 ) -> tuple[nn.Module, dict]:
-    """The 3-class model the notebooks after 04 use, without training when it can.
+    """The 3-class model the notebooks after 06 use, without training when it can.
 
-    1. notebook 04's finished run (fast recipe) at three_class_weights(data), if there is one;
+    1. notebook 06's finished run (fast recipe) at three_class_weights(data), if there is one;
     2. else, on FER2013, the shipped pretrained `si100-3class` (pretrained=False: train);
-    3. else (synthetic faces, or no shipped weights) train it now as notebook 04 does.
+    3. else (synthetic faces, or no shipped weights) train it now as notebook 06 does.
     Returns (model in eval mode, checkpoint info); info["source"] says which it was.
     """
     device = choose_device() if device is None else torch.device(device)
@@ -659,5 +659,5 @@ def three_class_model(
 
 
 def _three_class_recipe(data: FaceData, recipe: str | TrainRecipe = "fast") -> TrainRecipe:
-    """The recipe as notebook 04 runs it on these data: 1 epoch on tiny data."""
+    """The recipe as notebook 06 runs it on these data: 1 epoch on tiny data."""
     return replace(get_recipe(recipe), epochs=three_class_epochs(data, recipe))

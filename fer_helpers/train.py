@@ -1,7 +1,7 @@
 """Training: seed, build (model, loss, optimizer), fit, validate.
 
 fit is the course's one training loop: the handout's recipe, the fast one, the
-imbalance strategies, DACL's variants and notebook 12's contenders all train in it
+imbalance strategies, DACL's variants and notebook 14's contenders all train in it
 (recipes.py turns a recipe into what fit takes). Beside the handout's loop it has
 two additions a long run needs: a checkpoint after every epoch, and resume=True to
 carry on after an interruption

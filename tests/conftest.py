@@ -115,7 +115,7 @@ def assert_checker_contract(checker, right, checks: int, capsys: pytest.CaptureF
 
 
 def train_one_batch(model, loss_fn, optimizer, x, y):
-    """A learner's right answer to notebook 04's one training step (the exercise tests use it)."""
+    """A learner's right answer to notebook 06's one training step (the exercise tests use it)."""
     optimizer.zero_grad()
     loss = loss_fn(model(x), y)
     loss.backward()

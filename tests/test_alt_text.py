@@ -83,7 +83,7 @@ def test_each_figure_gets_its_cells_text_and_one_without_says_where_it_is_from()
         outputs=[new_output("display_data", data={"image/jpeg": PNG})],
     )
     notebook = new_notebook(cells=[loop, pair, bare])
-    site.give_alt_text(notebook, "04_train_3class")
+    site.give_alt_text(notebook, "06_train_3class")
     alts = [
         output.metadata[site.ALT_KEY]
         for cell in notebook.cells
@@ -96,7 +96,7 @@ def test_each_figure_gets_its_cells_text_and_one_without_says_where_it_is_from()
         "A grid of one layer's maps. (figure 3 of 3 from this cell)",
         "Counts.",
         "Row shares.",
-        "A figure from notebook 04_train_3class, code cell In [5] (no description was written)",
+        "A figure from notebook 06_train_3class, code cell In [5] (no description was written)",
     ]
     assert site.ALT_KEY not in loop.outputs[3].get("metadata", {})  # text is no figure
 

@@ -1,4 +1,4 @@
-"""Notebook 12's comparison: the reports' networks, FLOP counts, one recipe, saved runs."""
+"""Notebook 14's comparison: the reports' networks, FLOP counts, one recipe, saved runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notebook 03's checkers: each passes a right answer and names the usual mistakes."""
+"""The checkers of notebooks 04 and 05: each passes a right answer and names the usual mistakes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checkers of notebooks 04 and 05 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebooks 06 and 07 pass right answers and name the mistake in wrong ones.
 
 The right answers are written independently of the checkers' references (with
 scikit-learn where it has the function); each wrong answer is a mistake learners make.
@@ -299,7 +299,7 @@ def test_weighted_recall_mistakes_are_named(wrong, message):
         check_weighted_recall(wrong)
 
 
-# --- notebook 05: the bonus, measured again on validation ----------------------------------
+# --- notebook 07: the bonus, measured again on validation ----------------------------------
 
 
 def test_remeasure_accepts_a_shuffled_loader_and_fer_helpers_predict(capsys):

@@ -1,4 +1,4 @@
-"""The checkers of notebook 09 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebook 11 pass right answers and name the mistake in wrong ones.
 
 The right answers are written independently of the checkers' references: the
 weights with onnx.numpy_helper, the dense head with torch.

@@ -1,4 +1,4 @@
-"""The checkers of notebooks 10 and 11 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebooks 12 and 13 pass right answers and name the mistake in wrong ones.
 
 The right answers are written here independently of fer_helpers (loops, plain
 arithmetic, torch); each wrong answer is a mistake learners make.

@@ -1,4 +1,4 @@
-"""The checkers of notebook 07 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebook 09 pass right answers and name the mistake in wrong ones.
 
 The right answers are written here independently of the checkers' references;
 each wrong answer is a mistake learners make.

@@ -1,4 +1,4 @@
-"""The checkers of notebook 06 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebook 08 pass right answers and name the mistake in wrong ones.
 
 The right answers here are written with scikit-learn or plain loops, independently
 of the references inside the checkers; each wrong answer is a mistake learners make.
@@ -144,7 +144,7 @@ def test_f1_checker_names_the_mistake(mistake):
 
 
 def f1_as_the_hint_says(cm, out=lambda a: np.zeros(len(a))):
-    """F1 written as notebook 06's hint says, on the integer matrix the checker passes."""
+    """F1 written as notebook 08's hint says, on the integer matrix the checker passes."""
     hits = np.diag(cm)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     precision = np.divide(hits, predicted, out=out(hits), where=predicted > 0)
@@ -160,6 +160,6 @@ def test_the_notebooks_f1_hint_works_on_integer_matrices_and_zeros_like_is_expla
         check_f1(lambda cm: f1_as_the_hint_says(cm, out=np.zeros_like))
     hint = "out=np.zeros(len(a)), where=b > 0)"
     notebook = (
-        Path(__file__).resolve().parents[1] / "notebooks/06_seven_classes_and_imbalance.ipynb"
+        Path(__file__).resolve().parents[1] / "notebooks/08_seven_classes_and_imbalance.ipynb"
     )
     assert hint in notebook.read_text(encoding="utf-8")  # the hint the learner reads

@@ -1,4 +1,4 @@
-"""The checkers of notebook 02 pass right answers and name the mistake in wrong ones.
+"""The checkers of notebooks 02 and 03 pass right answers and name the mistake in wrong ones.
 
 The right answers here are written with torch, independently of the NumPy
 references inside the checkers; each wrong answer is a mistake learners make.

@@ -1,4 +1,4 @@
-"""The checkers of notebook 04's training loop pass right answers and name wrong ones.
+"""The checkers of notebook 06's training loop pass right answers and name wrong ones.
 
 The right answers are written here as a learner would, independently of the
 references; each wrong answer is a mistake learners make.

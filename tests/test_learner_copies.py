@@ -100,7 +100,7 @@ def test_the_handouts_notebooks_hold_no_line_of_any_solution(handout):
         assert [s for s in solutions if s in code] == [], path.name
         assert "NotDoneYet.use_reference(" in code and BEGIN not in all_text(learner)
         # The prose is the original's: exercise statements may spell out a step
-        # (04 lists zero_grad ... step), but no solution code moves into them.
+        # (06 lists zero_grad ... step), but no solution code moves into them.
         assert all_text(learner, ("markdown",)) == all_text(original, ("markdown",))
 
 

@@ -1,4 +1,4 @@
-"""The recipes: loaders, where notebook 04 saves, which model three_class_model gives, and
+"""The recipes: loaders, where notebook 06 saves, which model three_class_model gives, and
 train_or_load, which reuses a saved run only when every setting matches."""
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def test_three_class_model_trains_the_notebook_04_run_then_loads_it(tiny, tmp_pa
     assert info["extra"]["recipe"] == dataclasses.asdict(dataclasses.replace(FAST, epochs=1))
     assert len(info["history"]["val_bal_acc"]) == 1  # validated after the epoch
     saved = load_checkpoint(three_class_weights(tiny))
-    assert saved["optimizer_state"] is not None  # notebook 04 shows it: kept
+    assert saved["optimizer_state"] is not None  # notebook 06 shows it: kept
 
     # The same run through the recipe function, written elsewhere.
     one_epoch = dataclasses.replace(FAST, epochs=1)
@@ -141,7 +141,7 @@ def test_a_run_that_skipped_validations_is_not_notebook_04s(tiny):
     assert recipes.saved_run(path, recipe, tiny, COURSE_CLASSES, 0) == (True, [])
     saved = load_checkpoint(path)
     saved.pop("format", None)
-    saved["extra"]["settings"]["validate_every"] = 2  # notebook 04 plots every validation
+    saved["extra"]["settings"]["validate_every"] = 2  # notebook 06 plots every validation
     save_checkpoint(path, **saved)
     assert recipes.saved_run(path, recipe, tiny, COURSE_CLASSES, 0) == (
         False,

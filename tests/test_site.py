@@ -331,11 +331,11 @@ def test_the_banner_names_the_notebooks_when_the_data_modes_differ():
     pages = [page("01_a", True, True, True), page("02_b", False, False, False)]
     banner = site.data_banner(pages)
     assert "SYNTHETIC DATA: the notebooks" in banner and "FER_TINY: the notebooks" in banner
-    pages += [page("03_c", True, False, True), page("04_d", True, True, True)]
+    pages += [page("03_c", True, False, True), page("06_d", True, True, True)]
     banner = site.data_banner(pages)
-    assert "SYNTHETIC DATA: notebooks 01 and 04 ran" in banner
+    assert "SYNTHETIC DATA: notebooks 01 and 06 ran" in banner
     assert "FER_TINY: the notebooks ran" in banner
-    assert site.data_banner([page("05_e", True, False, False)]) == ""
+    assert site.data_banner([page("07_e", True, False, False)]) == ""
 
 
 def test_pages_have_navigation_and_decks_the_projector_settings(built):

@@ -408,9 +408,9 @@ def test_figure_path_tags_quick_runs_so_they_keep_the_full_runs_plots(tmp_path, 
     import fer_helpers.paths as paths
 
     monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
-    full = paths.figure_path("04_training_curves.png")
-    assert full == tmp_path / "figures" / "04_training_curves.png" and full.parent.is_dir()
-    assert paths.figure_path("04_training_curves.png", "tiny").name == "04_training_curves.tiny.png"
+    full = paths.figure_path("06_training_curves.png")
+    assert full == tmp_path / "figures" / "06_training_curves.png" and full.parent.is_dir()
+    assert paths.figure_path("06_training_curves.png", "tiny").name == "06_training_curves.tiny.png"
     assert paths.tagged("notes", "synthetic") == "notes.synthetic"
 
 

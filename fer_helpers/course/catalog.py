@@ -4,17 +4,15 @@ README's table of notebooks, the course's index page (`python3 tasks.py site`)
 and the teacher's guide all read this catalogue, so a blurb or a time is
 written once. Keys are the notebooks' file names without `.ipynb`.
 
-The times are measured, one run each, on the project's machine (2 CPU cores,
-no GPU) on the full FER2013: `FER2013_DIR=../shared/fer2013 python3 tasks.py
-course` for 01-06, then `python3 tasks.py notebook NN` for 07-11, on earlier days'
-machines (an AMD EPYC without bfloat16 instructions); 01-05, 09 and 10 again, one by
-one, on 2026-12-03's machine, an Intel Xeon with bfloat16 instructions, with the fast
-recipe of that day (README, "The series on full FER2013"); 06, 07, 08 and 11 again on that
-machine after 06 moved to the fast recipe, 08 to fine-tuning a shipped ResNet-18 and 12 (then
-11) to reading its full-budget runs from a results file, with no saved model of theirs. 10 and 11,
-split from one notebook on 2026-12-04, by `python3 tasks.py notebook 10` and `... 11` that day on
-an AMD EPYC with bfloat16 instructions (the second of two runs; the first, with the data's cache
-not yet in memory, took 26 s for 10). A laptop CPU with more cores is faster.
+The times are one run each on the project's machine (2 CPU cores, no GPU) on the full
+FER2013: the series run of 2026-12-04 (README, "The series on full FER2013":
+`FER2013_DIR=../shared/fer2013 python3 tasks.py course` on an Intel Xeon with bfloat16
+instructions, with no saved model, so every notebook trained what it trains), in today's
+numbering. 01-05 were three notebooks then and were timed together (02 and 03 were each split
+in two later that day). 12 and 13, split from one notebook that day, by `python3 tasks.py
+notebook 12` and `... 13` on an AMD EPYC with bfloat16 instructions (the second of two runs;
+the first, with the data's cache not yet in memory, took 26 s for 12). A laptop CPU with more
+cores is faster.
 """
 
 from __future__ import annotations
@@ -26,10 +24,10 @@ from dataclasses import dataclass
 class Lesson:
     """One notebook of the series as the index and README present it."""
 
-    stem: str  # file name without .ipynb, e.g. "04_train_3class"
+    stem: str  # file name without .ipynb, e.g. "06_train_3class"
     teaches: str  # what it teaches, in a line (markdown: `code` allowed)
     full_seconds: float | None  # time of a full-data run; None: counted in another lesson's
-    time_note: str = ""  # how to read the time, e.g. "01–03 together"
+    time_note: str = ""  # how to read the time, e.g. "01–05 together"
 
     @property
     def number(self) -> str:
@@ -50,26 +48,42 @@ LESSONS: tuple[Lesson, ...] = (
         "the device (CUDA, MPS, CPU); where the data come from; faces per emotion; images per "
         "class in every split (the imbalance); blank images and duplicates",
         14,
-        "01–03 together",
+        "01–05 together",
     ),
     Lesson(
         "02_softmax_cross_entropy",
         "labels as integers and one-hot vectors; softmax by hand and made safe for large "
-        "scores; argmax; the course's three cross-entropy examples; `nn.CrossEntropyLoss` "
-        "takes raw scores; an interactive explorer",
+        "scores; argmax; the course's three cross-entropy examples by hand, and why a "
+        "confident wrong answer costs so much",
         None,
         "in 01's time",
     ),
     Lesson(
-        "03_si100facenet_dimensions",
+        "03_crossentropyloss_and_gradient",
+        "`nn.CrossEntropyLoss` takes raw scores and integer labels (and the bug of feeding it "
+        "probabilities); an interactive explorer; the gradient p − y derived, checked against "
+        "autograd, and gradient descent on the scores by hand",
+        None,
+        "in 01's time",
+    ),
+    Lesson(
+        "04_si100facenet_dimensions",
         "Conv2d, MaxPool2d, LeakyReLU, flatten, Linear; the output-size formula; the shape "
-        "after every layer, checked with the network's print toggle; parameters per layer; "
-        "7 classes and other input sizes; batch norm and dropout",
+        "after every layer, checked with the network's print toggle and forward hooks; the "
+        "receptive field of every layer",
         None,
         "in 01's time",
     ),
     Lesson(
-        "04_train_3class",
+        "05_si100facenet_parameters",
+        "parameters per layer by formula and by PyTorch; 7 classes, other input sizes, one "
+        "channel; batch norm and dropout, and why `model.train()` and `model.eval()` differ; "
+        "SI100FaceNet written by the learner",
+        None,
+        "in 01's time",
+    ),
+    Lesson(
+        "06_train_3class",
         "Dataset, DataLoader, Lecture B's ImageFolder helper and the in-memory FaceLoader; the "
         "training step, one epoch and validation written by the learner; the training loop with "
         "the handout's log lines, keeping the best epoch, `face_expression.pth`; `fit`, the same "
@@ -78,7 +92,7 @@ LESSONS: tuple[Lesson, ...] = (
         132,
     ),
     Lesson(
-        "05_evaluate",
+        "07_evaluate",
         "inference with `weights_only=True`; a batch of predictions; the confusion matrix and "
         'every metric by hand (the handout\'s per-class "accuracy" is precision; recall, '
         "weighted recall, F1), in the course's print format, checked against scikit-learn; "
@@ -86,7 +100,7 @@ LESSONS: tuple[Lesson, ...] = (
         62,
     ),
     Lesson(
-        "06_seven_classes_and_imbalance",
+        "08_seven_classes_and_imbalance",
         "the 7-class model; what imbalance does to rare classes; class-weighted loss and "
         "balanced sampling compared in one table, then over three seeds: an effect or chance; "
         "the most confused pairs with their faces and scores; targeted mirroring; what the "
@@ -95,14 +109,14 @@ LESSONS: tuple[Lesson, ...] = (
         402,
     ),
     Lesson(
-        "07_feature_maps",
+        "09_feature_maps",
         "forward hooks; the activations of every conv layer for one face per emotion "
         "(48 → 24 → 12 → 6); the channels that respond most to each emotion; an interactive "
         "viewer",
         168,
     ),
     Lesson(
-        "08_dacl_attention",
+        "10_dacl_attention",
         "Deep Attentive Center Loss: a ResNet-18 adapted to 48×48, the attention net, the "
         "sparse center loss with learned class centres; the ablation (softmax only, plain "
         "center loss, DACL) fine-tuned from a shipped face-trained ResNet-18, on balanced "
@@ -111,14 +125,14 @@ LESSONS: tuple[Lesson, ...] = (
         348,
     ),
     Lesson(
-        "09_netron",
+        "11_netron",
         "export to ONNX with `torch.onnx`, `onnx.checker`, the same scores as PyTorch; the "
         "graph in netron; every block with its parameters and shapes; batch norm folded into "
         "the convolutions",
         12,
     ),
     Lesson(
-        "10_faces_in_photos",
+        "12_faces_in_photos",
         "faces found by OpenCV's Haar cascade (the integral image, `min_neighbors`, where it "
         "fails), cropped like FER2013 with the margin measured, normalised as in training, "
         "classified and labelled with probabilities; `predict` from a terminal; what emotion "
@@ -126,14 +140,14 @@ LESSONS: tuple[Lesson, ...] = (
         14,
     ),
     Lesson(
-        "11_video_webcam_and_your_faces",
+        "13_video_webcam_and_your_faces",
         "MTCNN for the faces the cascade misses; a video followed face by face, by the IoU of "
         "boxes written by the learner, with its emotions smoothed over frames; an upload box "
         "and a webcam loop; a model checked on a folder of your own labelled faces",
         9,
     ),
     Lesson(
-        "12_model_comparison",
+        "14_model_comparison",
         "SI100FaceNet, Report 1's ConvNet 5, Report 3's ResNet-9 and DACL by one recipe on all "
         "the training faces; FLOPs of a convolution by hand, checked with PyTorch's counter; the "
         "cheaper two trained live beside the four full-budget runs; parameters, FLOPs, seconds "

@@ -1,4 +1,4 @@
-"""The site's live demo: the exported model of notebook 09 running in the browser itself.
+"""The site's live demo: the exported model of notebook 11 running in the browser itself.
 
     build/site/demo.html       webcam (the face goes in the guide box) or an uploaded photo;
                                the class probabilities as big bars, for the projector
@@ -692,7 +692,7 @@ def page_html(config: dict, page_css: str, note: str = "") -> str:
 <nav class="fer-nav"><a href="index.html">course index</a></nav>
 <main>
 <h1>Live demo: reading expressions in the browser</h1>
-<p class="fer-lead">The model of notebook 09, <code>{model}</code> ({len(names)} classes) exported
+<p class="fer-lead">The model of notebook 11, <code>{model}</code> ({len(names)} classes) exported
 to ONNX, runs here in the browser with onnxruntime-web: no picture leaves this computer, and
 no network is needed. It sees what the package's <code>predict</code> sees: a square cut
 out, made gray and shrunk to 48&times;48 pixels.</p>

@@ -202,12 +202,12 @@ with exercises still open (see below).
 {table}
 
 Each notebook runs on its own, but later ones use what earlier ones trained:
-04 trains the 3-class model that 05, 09 and 10 use, 06 trains the 7-class
-models that 07 uses. If one is missing, the notebook trains it first.
+06 trains the 3-class model that 07, 11, 12 and 13 use, 08 trains the 7-class
+models that 09 uses. If one is missing, the notebook trains it first.
 
 ## Exercises: "Your turn"
 
-Each exercise is a function (in 03, also the two methods of a network) with a
+Each exercise is a function (in 05, also the two methods of a network) with a
 line
 
 ```python
@@ -235,7 +235,7 @@ exercise still open, and the cells after an exercise run on the reference.
 
 Once you have written your function and run its cell, your version is the one
 used: the checker checks yours, and the cells after it use yours (your softmax
-draws the explorer in 02, your `crops_to_input` feeds the network in 10); run
+draws the explorer in 03, your `crops_to_input` feeds the network in 12); run
 them again to see it at work. Do the exercises in order, as later ones may call
 earlier ones (your `cross_entropy` may use your `one_hot`).
 
@@ -272,10 +272,10 @@ Models you train are saved in `weights/`, plots in `figures/`. Faces from
 FER2013 are only shown, never saved.
 
 Training on the full FER2013 takes a while on a CPU: on the course's 2-core
-test machine notebook 04 took under 3 minutes (its loop trains 2 of the
+test machine notebook 06 took under 3 minutes (its loop trains 2 of the
 handout's 10 epochs; with all 10 the loop alone takes about 9 minutes), and
-06, 08 and 11 about 15 to 26 minutes each. A finished model is loaded, not trained again,
-and the models of 04 and 06 are saved after every epoch, so an interrupted
+08 and 10 about 6 to 7 minutes each. A finished model is loaded, not trained again,
+and the models of 06 and 08 are saved after every epoch, so an interrupted
 training carries on where it stopped.
 """
 

@@ -2,7 +2,7 @@
 
 nbclient now and then waits forever (or a whole cell timeout) for a reply the kernel
 has already sent, after a cell that shows widgets (jupyter/nbclient#312; seen here in
-02 and 07 on a busy machine): one long poll misses it, a fresh poll finds it. Used by
+03 and 09 on a busy machine): one long poll misses it, a fresh poll finds it. Used by
 `tasks.py site` and by the test that runs every learner copy.
 """
 

@@ -202,7 +202,7 @@ class Built:
 
 
 def title_of(notebook: nbformat.NotebookNode, fallback: str) -> str:
-    """The notebook's first heading without its '#' ('04 · Training the 3-class model')."""
+    """The notebook's first heading without its '#' ('06 · Training the 3-class model')."""
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             match = re.search(r"^#\s+(.+)$", cell.source, re.MULTILINE)
@@ -440,7 +440,7 @@ def describe(source: Path) -> tuple[nbformat.NotebookNode, Page]:
 
 
 def numbers(pages: list[Page], of: list[Page]) -> str:
-    """Which pages: 'notebook 10', 'notebooks 01, 04 and 05', 'the notebooks' (all that
+    """Which pages: 'notebook 12', 'notebooks 01, 06 and 07', 'the notebooks' (all that
     loaded data), or '' for none."""
     names = [p.stem[:2] for p in pages]
     if names and len(names) == len([p for p in of if p.loaded_data]):
@@ -602,10 +602,10 @@ def demo_paragraph(live: demo.Demo | None) -> str:
     if live is None:
         return ""
     return (
-        f'<p class="fer-demo"><a href="{demo.PAGE}">Live demo</a>: the model of notebook 09'
+        f'<p class="fer-demo"><a href="{demo.PAGE}">Live demo</a>: the model of notebook 11'
         f" (<code>{html.escape(live.model)}</code>, {len(live.class_names)} classes) reading"
         " faces from the webcam or a photo, in the browser itself and offline, with its"
-        " probabilities as bars. For the projector after notebooks 10 and 11.</p>"
+        " probabilities as bars. For the projector after notebooks 12 and 13.</p>"
     )
 
 
@@ -648,7 +648,7 @@ as slides to present, with the outputs of a run. To run them yourself:
 </tbody>
 </table>
 <p>Times: one run of each notebook on the full FER2013 on a laptop-class CPU with 2 cores and
-no GPU (the whole series about {total:.0f} min; most of it is training in 04, 06 and 08).
+no GPU (the whole series about {total:.0f} min; most of it is training in 06, 08 and 10).
 A GPU or more cores take less. With <code>FER_TINY=1</code> the series takes a minute or two.</p>
 <p>In a deck: arrow keys or space to move, <kbd>S</kbd> for the speaker view,
 <kbd>F</kbd> for full screen, <kbd>Esc</kbd> for the overview.</p>

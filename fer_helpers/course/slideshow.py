@@ -1,6 +1,6 @@
 """Slide tags: every notebook can be presented as a deck (nbconvert slides, RISE).
 
-    python -m fer_helpers.course.slideshow notebooks/04_train_3class.ipynb ...   # tag in place
+    python -m fer_helpers.course.slideshow notebooks/06_train_3class.ipynb ...   # tag in place
     python -m fer_helpers.course.slideshow --check notebooks/*.ipynb             # only report
 
 Jupyter keeps a cell's place in a deck in `metadata.slideshow.slide_type`:

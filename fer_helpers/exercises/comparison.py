@@ -1,4 +1,4 @@
-"""Checkers for notebook 12: what a convolution costs, and what a conv block learns.
+"""Checkers for notebook 14: what a convolution costs, and what a conv block learns.
 
 - conv_flops(c_in, c_out, kernel, h_out, w_out) -> floating-point operations of one
   Conv2d on one image (a multiply-add counts 2, the bias adds are left out)

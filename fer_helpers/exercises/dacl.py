@@ -1,4 +1,4 @@
-"""Checkers for notebook 08: the sparse center loss and the attention heads, by hand.
+"""Checkers for notebook 10: the sparse center loss and the attention heads, by hand.
 
 Each checker calls the learner's function on a few cases, recognises the usual
 mistakes and says in one sentence what to change.

@@ -1,5 +1,5 @@
-"""Checkers for notebook 03: output sizes, the shape trace, receptive fields, parameter counts,
-SI100FaceNet.
+"""Checkers for notebooks 04 and 05: output sizes, the shape trace, receptive fields (04);
+parameter counts, SI100FaceNet (05).
 
 Each checker calls the learner's code on a few cases and compares with PyTorch
 itself (layers built on the "meta" device, which works out shapes without
@@ -29,7 +29,7 @@ from .references import (
     _torch_conv_size,
     _torch_pool_size,
 )
-from .references import printed_trace as printed_trace  # where notebooks 03 and 09 find it
+from .references import printed_trace as printed_trace  # where notebooks 04, 05 and 11 find it
 
 STEPS = (
     "input", "conv1", "pool1", "act1",

@@ -1,4 +1,4 @@
-"""Checkers for notebooks 04 (one training step, batch accuracy) and 05 (the metrics by hand).
+"""Checkers for notebooks 06 (one training step, batch accuracy) and 07 (the metrics by hand).
 
 Each checker calls the learner's function on a few cases, compares with a
 reference, and on a wrong answer raises ExerciseError with one sentence naming
@@ -47,7 +47,7 @@ def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-# --- notebook 04: one training step ---------------------------------------------------------
+# --- notebook 06: one training step ---------------------------------------------------------
 
 
 def _training_case(case: int) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, Any, Any]:
@@ -142,7 +142,7 @@ def check_train_one_batch(train_one_batch: Callable[..., Any]) -> None:
     passed(name, 2)
 
 
-# --- notebook 04: accuracy of a batch -------------------------------------------------------
+# --- notebook 06: accuracy of a batch -------------------------------------------------------
 
 
 @checker
@@ -199,7 +199,7 @@ def check_batch_accuracy(batch_accuracy: Callable[[torch.Tensor, torch.Tensor], 
     passed(name, len(cases))
 
 
-# --- notebook 05: the confusion matrix ------------------------------------------------------
+# --- notebook 07: the confusion matrix ------------------------------------------------------
 
 
 @checker
@@ -256,7 +256,7 @@ def _diagnose_confusion_matrix(
     expect_close(got, expected, what)
 
 
-# --- notebook 05: precision and recall per class, weighted recall ---------------------------
+# --- notebook 07: precision and recall per class, weighted recall ---------------------------
 
 _CMS = [
     np.array([[5, 1, 0], [2, 3, 1], [0, 2, 6]]),
@@ -367,7 +367,7 @@ def check_weighted_recall(weighted_recall: Callable[[np.ndarray, np.ndarray], An
     passed(name, len(cases))
 
 
-# --- notebook 05: Lecture B's bonus, a change measured again on validation ------------------
+# --- notebook 07: Lecture B's bonus, a change measured again on validation ------------------
 
 
 class _Spy(nn.Module):

@@ -1,4 +1,4 @@
-"""Checkers for notebook 09: reading the weights out of an ONNX file, and its last layers.
+"""Checkers for notebook 11: reading the weights out of an ONNX file, and its last layers.
 
 - onnx_weights(onnx_model) -> {initializer name: NumPy array of its shape}
 - dense_head(features, weights) -> scores: Gemm -> LeakyRelu -> Gemm in NumPy

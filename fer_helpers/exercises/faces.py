@@ -1,4 +1,4 @@
-"""Checkers for notebooks 10 and 11: cut a box out of a photo, square it, feed it to the
+"""Checkers for notebooks 12 and 13: cut a box out of a photo, square it, feed it to the
 model (10); how much two boxes overlap, which follows a face from frame to frame (11).
 
 Each checker calls the learner's function on a few cases, recognises the usual

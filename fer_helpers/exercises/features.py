@@ -1,4 +1,4 @@
-"""Checkers for notebook 07: a forward hook, the most active channels, specificity.
+"""Checkers for notebook 09: a forward hook, the most active channels, specificity.
 
 Each checker calls the learner's function on a few cases, recognises the usual
 mistakes and says in one sentence what to change.

@@ -1,4 +1,4 @@
-"""Checkers for notebook 06: class weights, balanced accuracy and F1, worked by hand.
+"""Checkers for notebook 08: class weights, balanced accuracy and F1, worked by hand.
 
 Each checker calls the learner's function on a few cases, recognises the usual
 mistakes and says in one sentence what to change.

@@ -131,7 +131,7 @@ def reference(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return register
 
 
-# --- 02: softmax and cross-entropy -----------------------------------------------------------
+# --- 02 and 03: softmax, cross-entropy and its gradient ---------------------------------------
 
 
 @reference("one_hot")
@@ -159,7 +159,7 @@ def grad_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return _grad_scores(np.asarray(probs, dtype=np.float64), np.asarray(labels))
 
 
-# --- 03: dimensions and SI100FaceNet by hand -------------------------------------------------
+# --- 04 and 05: dimensions and SI100FaceNet by hand -------------------------------------------
 
 
 @reference("conv_output_size")
@@ -208,7 +208,7 @@ def si100_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.fc2(self.act4(self.fc1(torch.flatten(x, start_dim=1))))
 
 
-# --- 04: one training step, the accuracy of a batch, one epoch, validation -----------------
+# --- 06: one training step, the accuracy of a batch, one epoch, validation -----------------
 
 
 @reference("train_one_batch")
@@ -273,7 +273,7 @@ def evaluate(
     return loss_sum / seen, correct / seen
 
 
-# --- 05: the metrics by hand -----------------------------------------------------------------
+# --- 07: the metrics by hand -----------------------------------------------------------------
 
 
 @reference("confusion_matrix")
@@ -309,7 +309,7 @@ def remeasure(
     return y_true, y_pred
 
 
-# --- 06: F1, class weights, balanced accuracy ------------------------------------------------
+# --- 08: F1, class weights, balanced accuracy ------------------------------------------------
 
 
 @reference("f1_by_hand")
@@ -327,7 +327,7 @@ def balanced_accuracy_by_hand(cm: np.ndarray) -> float:
     return balanced_accuracy(np.asarray(cm))
 
 
-# --- 07: a forward hook, the most active channels, specificity -------------------------------
+# --- 09: a forward hook, the most active channels, specificity -------------------------------
 
 
 @reference("conv1 hook")
@@ -354,7 +354,7 @@ def specificity_by_hand(response: np.ndarray) -> np.ndarray:
     return _specificity(response)
 
 
-# --- 08: DACL's attention and sparse center loss ---------------------------------------------
+# --- 10: DACL's attention and sparse center loss ---------------------------------------------
 
 
 @reference("attention heads")
@@ -369,7 +369,7 @@ def sparse_center_loss_by_hand(
     return sparse_center_loss(features, centres, labels, attention)
 
 
-# --- 09: the exported model's numbers --------------------------------------------------------
+# --- 11: the exported model's numbers --------------------------------------------------------
 
 
 @reference("onnx_weights")
@@ -386,7 +386,7 @@ def dense_head(features: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.nd
     return hidden @ weights["fc2.weight"].T + weights["fc2.bias"]
 
 
-# --- 10: faces in photos ---------------------------------------------------------------------
+# --- 12: faces in photos ----------------------------------------------------------------------
 
 
 @reference("crop_box")
@@ -405,7 +405,7 @@ def crops_to_input(crops: np.ndarray) -> torch.Tensor:
     return to_model_input(torch.from_numpy(np.asarray(crops)).unsqueeze(1), 3)
 
 
-# --- 11: faces in video --------------------------------------------------------------------
+# --- 13: faces in video -----------------------------------------------------------------------
 
 
 @reference("box_iou")
@@ -413,7 +413,7 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return iou(a, b)
 
 
-# --- 12: what a convolution costs ------------------------------------------------------------
+# --- 14: what a convolution costs -------------------------------------------------------------
 
 
 @reference("conv_flops")

@@ -1,4 +1,4 @@
-"""Checkers for notebook 02: one-hot labels, softmax, argmax prediction, cross-entropy,
+"""Checkers for notebooks 02 and 03: one-hot labels, softmax, argmax prediction, cross-entropy,
 and the gradient of cross-entropy with respect to the scores.
 
 Each checker calls the learner's function on a few cases, compares with a

@@ -1,4 +1,4 @@
-"""Checkers for notebook 04's training loop: one epoch of training, then validation.
+"""Checkers for notebook 06's training loop: one epoch of training, then validation.
 
     check_train_one_epoch(train_one_epoch)   # model.train(), one step per batch, log lines
     check_evaluate(evaluate)                 # model.eval(), no_grad, mean loss and accuracy
