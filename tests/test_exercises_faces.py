@@ -89,13 +89,6 @@ CROP_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", sorted(CROP_MISTAKES))
-def test_crop_box_checker_names_the_mistake(mistake):
-    wrong, message = CROP_MISTAKES[mistake]
-    with pytest.raises(ExerciseError, match=message):
-        check_crop_box(wrong)
-
-
 # --- square_box ------------------------------------------------------------------------------
 
 
@@ -154,13 +147,6 @@ SQUARE_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", sorted(SQUARE_MISTAKES))
-def test_square_box_checker_names_the_mistake(mistake):
-    wrong, message = SQUARE_MISTAKES[mistake]
-    with pytest.raises(ExerciseError, match=message):
-        check_square_box(wrong)
-
-
 def test_square_box_checker_accepts_other_rounding():
     def truncating(box, margin):
         x, y, w, h = box
@@ -193,13 +179,6 @@ INPUT_MISTAKES = {
     ),
     "float64": (lambda c: input_torch(c).double(), "float32"),
 }
-
-
-@pytest.mark.parametrize("mistake", sorted(INPUT_MISTAKES))
-def test_crops_to_input_checker_names_the_mistake(mistake):
-    wrong, message = INPUT_MISTAKES[mistake]
-    with pytest.raises(ExerciseError, match=message):
-        check_crops_to_input(wrong)
 
 
 # --- box_iou ---------------------------------------------------------------------------------
@@ -250,13 +229,6 @@ IOU_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", sorted(IOU_MISTAKES))
-def test_box_iou_checker_names_the_mistake(mistake):
-    wrong, message = IOU_MISTAKES[mistake]
-    with pytest.raises(ExerciseError, match=message):
-        check_box_iou(wrong)
-
-
 def test_box_iou_cases_cover_every_way_two_boxes_meet():
     from fer_helpers.exercises.faces import IOU_CASES
 
@@ -264,3 +236,24 @@ def test_box_iou_cases_cover_every_way_two_boxes_meet():
     assert 1.0 in scores and scores.count(0.0) >= 3  # the same box; apart, or only touching
     assert any(0 < s < 1 for s in scores)
     assert any(a[2] * a[3] != b[2] * b[3] for a, b in IOU_CASES)  # unequal boxes: order matters
+
+
+# --- every checker names every mistake ---------------------------------------------------------
+
+MISTAKES = {
+    "crop_box": (check_crop_box, CROP_MISTAKES),
+    "square_box": (check_square_box, SQUARE_MISTAKES),
+    "crops_to_input": (check_crops_to_input, INPUT_MISTAKES),
+    "box_iou": (check_box_iou, IOU_MISTAKES),
+}
+
+
+@pytest.mark.parametrize(
+    ("exercise", "mistake"),
+    [(exercise, mistake) for exercise, (_, wrong) in MISTAKES.items() for mistake in sorted(wrong)],
+)
+def test_each_checker_names_the_mistake(exercise, mistake):
+    checker, mistakes = MISTAKES[exercise]
+    wrong, message = mistakes[mistake]
+    with pytest.raises(ExerciseError, match=message):
+        checker(wrong)
