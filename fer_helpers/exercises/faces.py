@@ -1,5 +1,5 @@
 """Checkers for notebooks 12 and 13: cut a box out of a photo, square it, feed it to the
-model (10); how much two boxes overlap, which follows a face from frame to frame (11).
+model (12); how much two boxes overlap, which follows a face from frame to frame (13).
 
 Each checker calls the learner's function on a few cases, recognises the usual
 mistakes (x and y swapped, one pixel too many, a margin on one side only,
