@@ -10,7 +10,7 @@ Data
 - synthetic     generated cartoon faces for when no FER2013 copy is found
 - audit         blank images and duplicates within and across splits
 - data          splits in memory, FaceDataset and FaceLoader; synthetic fallback
-- augment       batched flips, rotations, zooms and shifts; shift-and-mirror crops
+- augment       batched flips, rotations, zooms and shifts; shift-and-mirror crops; mixup
 
 Models and what they compute
 - models        SI100FaceNet, ConvNet 5, ResNet-9, SmallVGG, DACL's ResNet-18, Ensemble
@@ -41,7 +41,8 @@ The notebooks' topics
 - exercises     the checkers of the notebooks' exercises (one module per notebook topic)
 
 Tools
-- bench         the course's recipe and pipeline against the fast one, side by side
+- bench         the course's recipe and pipeline against the fast one, side by side; a
+                model's inference speed
 - experiments   named experiments (08, 10, 14, transfer) over seeds; results files, their tables
 - cli           `python -m fer_helpers info | train | evaluate | bench | export | predict`;
                 `--version`; `info` and `evaluate` take `--folder DIR` (folders)

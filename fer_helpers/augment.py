@@ -2,7 +2,8 @@
 
 Every image of a batch gets its own random mirror, rotation, scale and shift,
 but all of them are applied in one `grid_sample` call: one affine warp per
-batch instead of one PIL operation per image.
+batch instead of one PIL operation per image. `mixup` mixes the faces of a batch
+in pairs, with soft targets to match.
 """
 
 from __future__ import annotations
@@ -80,3 +81,30 @@ class CropFlip:
         batch = torch.arange(b, device=x.device)[:, None, None, None]
         channel = torch.arange(c, device=x.device)[None, :, None, None]
         return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def mixup(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    alpha: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each face with another face of the batch: (mixed faces, soft targets).
+
+    One weight lam ~ Beta(alpha, alpha) for the batch (kept at or above 0.5, so each
+    mixed face is mostly its own); face i becomes lam * x[i] + (1 - lam) * x[j] and
+    its target lam * one_hot(y[i]) + (1 - lam) * one_hot(y[j]), j a random pairing.
+    Cross-entropy takes such probability targets (nn.CrossEntropyLoss does). A
+    regulariser for long runs: a net cannot memorise faces it never sees unmixed.
+    """
+    if alpha <= 0:
+        raise ValueError(f"mixup needs alpha > 0, not {alpha}")
+    # Beta(alpha, alpha) from two Gamma(alpha) draws, so that it comes from `generator`
+    # (torch.distributions.Beta takes none) and a resumed run draws the same weights.
+    a, b = torch._standard_gamma(torch.full((2,), float(alpha)), generator=generator).tolist()
+    lam = max(a, b) / (a + b) if a + b > 0 else 1.0  # both can underflow for a tiny alpha
+    pairing = torch.randperm(len(y), generator=generator).to(x.device)
+    targets = F.one_hot(y, num_classes).to(x.dtype)
+    mixed = lam * x + (1 - lam) * x[pairing]
+    return mixed, lam * targets + (1 - lam) * targets[pairing]

@@ -171,6 +171,13 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         help="cropflip: random shift and mirror; affine: mirror, rotation, zoom and shift "
         f"(fast: {FAST.augment})",
     )
+    recipe.add_argument(
+        "--mixup",
+        type=float,
+        metavar="ALPHA",
+        help="mix training faces in pairs with weights from Beta(ALPHA, ALPHA), e.g. 0.3 "
+        f"(fast: {FAST.mixup}: off)",
+    )
     flags = {
         "batch-norm": "batch norm after each convolution (si100); a model built with or "
         "without it refuses the other",
@@ -203,6 +210,7 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
         "precision",
         "batch_norm",
         "augment",
+        "mixup",
         "channels_last",
         "tta",
         "per_class",
@@ -314,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--steps", type=int, default=200, help="timed training steps per pipeline (default: 200)"
+    )
+    bench.add_argument(
+        "--weights",
+        metavar="NAME|FILE.pth",
+        help="instead: the inference speed of a trained model (a shipped name such as "
+        "best-7class, or a checkpoint) on the CPU with 2 threads: ms per face, faces/s in "
+        "batches, file size",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -665,6 +680,12 @@ def run_bench(args: argparse.Namespace) -> None:
     if args.steps < 1 or args.seeds < 1:
         raise FerError("--steps and --seeds must be at least 1")
     data = load_data(args.data, verbose=not args.json)
+    if args.weights:
+        from .bench import format_model_speed, model_speed
+
+        speed = model_speed(args.weights, data)
+        print(json.dumps(speed, indent=2) if args.json else format_model_speed(speed))
+        return
     results = run_bench(data, full=args.full, steps=args.steps, seeds=args.seeds)
     print(json.dumps(results, indent=2) if args.json else format_bench(results))
 

@@ -29,7 +29,7 @@ import torch
 
 from . import synthetic
 from .audit import audit_data
-from .augment import Augment
+from .augment import Augment, mixup
 from .decode import cache_key, decode_split, load_cache, save_cache
 from .errors import DataError
 from .labels import COURSE_CLASSES, EMOTIONS, fer_labels, parse_classes
@@ -231,6 +231,9 @@ class FaceLoader:
     (torchrun): all of them draw the same order from the same seed and process
     `rank` takes every world_size-th image of it, cut so that every process has
     the same number of batches (a process waiting for one more batch would hang).
+
+    mixup=alpha > 0 mixes the faces of every batch in pairs (augment.mixup) and yields
+    soft targets, shape (batch, classes), instead of labels.
     """
 
     def __init__(
@@ -244,6 +247,7 @@ class FaceLoader:
         balanced: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        mixup: float = 0.0,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
@@ -256,6 +260,7 @@ class FaceLoader:
         self.balanced = balanced
         self.augment = augment
         self.drop_last = drop_last
+        self.mixup = mixup
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -277,7 +282,10 @@ class FaceLoader:
             order = order[self.rank :: self.world_size][:share]
         for b in range(len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.dataset.batch(index, self.augment, self.generator)
+            x, y = self.dataset.batch(index, self.augment, self.generator)
+            if self.mixup:
+                x, y = mixup(x, y, len(self.dataset.class_names), self.mixup, self.generator)
+            yield x, y
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}

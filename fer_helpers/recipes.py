@@ -149,6 +149,7 @@ class TrainRecipe:
     # "step": 10 times lower after each third of the run (DACL's)
     label_smoothing: float = 0.0
     augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "affine" (augment.Augment)
+    mixup: float = 0.0  # alpha > 0: mix training faces in pairs (augment.mixup)
     channels_last: bool = False
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
     tta: bool = False  # validate on each face and its mirror image
@@ -182,6 +183,12 @@ class TrainRecipe:
             raise FerError(
                 f"objective {self.objective!r} needs a model that returns its features "
                 f"(arch 'dacl'), not {self.arch!r}"
+            )
+        if self.mixup < 0:
+            raise FerError(f"mixup must be 0 (off) or an alpha above 0, not {self.mixup}")
+        if self.mixup and self.objective != "cross_entropy":
+            raise FerError(
+                f"mixup's soft targets need the cross_entropy objective, not {self.objective!r}"
             )
         if self.per_class is not None and self.per_class < 1:
             raise FerError(f"per_class must be at least 1, not {self.per_class}")
@@ -364,6 +371,7 @@ def recipe_loaders(
         shuffle=True,
         seed=seed,
         augment=AUGMENTATIONS[recipe.augment](),
+        mixup=recipe.mixup,
         drop_last=share % recipe.batch_size == 1 and share > 1,
         balanced=recipe.sampling == "balanced",
         rank=rank,
@@ -374,6 +382,21 @@ def recipe_loaders(
         val_set = data.dataset("validation", train_set.class_names, channels=recipe.channels)
         val_loader = FaceLoader(val_set, 256)
     return train_loader, val_loader
+
+
+# Recipe fields added after runs were saved: at its default, such a field leaves a run the run
+# it was, so it is left out of the settings (and a saved run is not trained again for it).
+LATER_FIELDS = ("mixup",)
+
+
+def recipe_settings(recipe: TrainRecipe) -> dict:
+    """The recipe as plain values, without a LATER_FIELDS field at its default."""
+    defaults = {f.name: f.default for f in fields(TrainRecipe)}
+    return {
+        name: value
+        for name, value in asdict(recipe).items()
+        if not (name in LATER_FIELDS and value == defaults[name])
+    }
 
 
 def run_settings(
@@ -392,7 +415,7 @@ def run_settings(
     run on other faces (mirrored copies added, another cap) is never taken for this one.
     """
     return {
-        "recipe": asdict(recipe),
+        "recipe": recipe_settings(recipe),
         "classes": list(class_names),
         "seed": seed,
         "data": data.source,

@@ -350,7 +350,8 @@ def _train_epoch(
         if parts:
             part_sums += torch.stack([value.detach() for value in values]) * len(y)
         recent += loss.detach()
-        correct += (scores.argmax(dim=1) == y).sum()
+        labels = y if y.ndim == 1 else y.argmax(dim=1)  # soft targets (mixup): the larger share
+        correct += (scores.argmax(dim=1) == labels).sum()
         seen += len(y)
         if k % log_every == 0:
             mean = recent.item() / log_every

@@ -196,3 +196,32 @@ def test_the_full_printout_shows_both_rows_with_the_spread_over_seeds():
     seed_2 = "fast seed 2 val accuracy/balanced per epoch (one look): 70.0%/35.5%, 71.0%/36.0%"
     assert seed_2 in text
     assert "course val accuracy/balanced per epoch (mirror): 66.0%/33.0%, 72.0%/36.0%" in text
+
+
+def test_model_speed_reports_the_models_own_size_and_every_face(capsys):
+    import json
+    import os
+
+    from fer_helpers.bench import format_model_speed, model_speed
+    from fer_helpers.cli import main
+    from fer_helpers.pretrained import load_pretrained, resolve_weights
+
+    data = load_data("synthetic")
+    threads = torch.get_num_threads()
+    speed = model_speed("si100-3class", data)
+    assert torch.get_num_threads() == threads  # the caller's setting is put back
+    model, info = load_pretrained("si100-3class")
+    assert speed["parameters"] == sum(p.numel() for p in model.parameters())
+    assert speed["file_mb"] == pytest.approx(os.path.getsize(resolve_weights("si100-3class")) / 1e6)
+    validation = data.dataset("validation", info["class_names"])
+    assert speed["faces"] == len(validation) and speed["arch"] == info["arch"]
+    assert speed["ms_per_face"] > 0 and speed["inference_images_per_second"] > 0
+    text = format_model_speed(speed)
+    assert (
+        f"{speed['parameters']:,} parameters" in text and f"{speed['ms_per_face']:.2f} ms" in text
+    )
+
+    capsys.readouterr()  # what loading the data said so far
+    main(["bench", "--weights", "si100-3class", "--data", "synthetic", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["parameters"] == speed["parameters"] and printed["threads"] == 2
