@@ -28,7 +28,7 @@ import platform
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,7 +52,7 @@ from .labels import COURSE_CLASSES, EMOTIONS
 from .metrics import summarize
 from .paths import WEIGHTS_DIR, tagged
 from .plots import styled
-from .recipes import FAST, TrainRecipe, recipe_settings, train_or_load
+from .recipes import FAST, TrainRecipe, train_or_load
 
 RESULTS_DIR = Path(__file__).with_name("results")
 """Where the results files live (and ship): fer_helpers/results/NAME.json."""
@@ -275,7 +275,7 @@ def run_experiment(
             source_path, planned.source, data, planned.source_classes, SOURCE_SEED, **options
         )
         results["source"] = {
-            "recipe": recipe_settings(planned.source),
+            "recipe": asdict(planned.source),
             "classes": list(planned.source_classes),
             "seed": SOURCE_SEED,
             "file": source_path.name,
@@ -336,7 +336,7 @@ def _header(
         "seeds": seeds,
         "complete": False,
         "variants": {
-            name: {"recipe": recipe_settings(recipe), "runs": []}
+            name: {"recipe": asdict(recipe), "runs": []}
             for name, recipe in experiment.variants.items()
         },
     }
@@ -369,7 +369,7 @@ def _commit() -> dict:
 def _digest(experiment: Experiment, data: FaceData) -> str:
     """8 hex digits naming the source run by its settings: another source, another file,
     and so another start_from for the runs that start from it."""
-    settings = [recipe_settings(experiment.source), list(experiment.source_classes), SOURCE_SEED]
+    settings = [asdict(experiment.source), list(experiment.source_classes), SOURCE_SEED]
     text = json.dumps([*settings, data.source, data.tag], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 

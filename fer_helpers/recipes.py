@@ -384,21 +384,6 @@ def recipe_loaders(
     return train_loader, val_loader
 
 
-# Recipe fields added after runs were saved: at its default, such a field leaves a run the run
-# it was, so it is left out of the settings (and a saved run is not trained again for it).
-LATER_FIELDS = ("mixup",)
-
-
-def recipe_settings(recipe: TrainRecipe) -> dict:
-    """The recipe as plain values, without a LATER_FIELDS field at its default."""
-    defaults = {f.name: f.default for f in fields(TrainRecipe)}
-    return {
-        name: value
-        for name, value in asdict(recipe).items()
-        if not (name in LATER_FIELDS and value == defaults[name])
-    }
-
-
 def run_settings(
     recipe: TrainRecipe,
     data: FaceData,
@@ -415,7 +400,7 @@ def run_settings(
     run on other faces (mirrored copies added, another cap) is never taken for this one.
     """
     return {
-        "recipe": recipe_settings(recipe),
+        "recipe": asdict(recipe),
         "classes": list(class_names),
         "seed": seed,
         "data": data.source,
@@ -508,7 +493,7 @@ def settings_changed(saved: dict, wanted: dict) -> list[str]:
     changes = []
     for key, value in wanted.items():
         if key == "recipe":
-            old = before.get("recipe") or {}
+            old = _recorded_recipe(before.get("recipe") or {})
             changes += [
                 f"{field} {old.get(field)!r} -> {new!r}"
                 for field, new in value.items()
@@ -517,6 +502,15 @@ def settings_changed(saved: dict, wanted: dict) -> list[str]:
         elif before.get(key) != value:
             changes.append(f"{key} {before.get(key)!r} -> {value!r}")
     return changes
+
+
+def _recorded_recipe(record: dict) -> dict:
+    """A saved run's recipe with every field it predates at its default (which is what
+    that run trained with), so that a field added later does not make it another run."""
+    try:
+        return asdict(recipe_from_record(record))
+    except (FerError, TypeError):  # a record today's recipe refuses: compare it as it is
+        return record
 
 
 def _check_same_settings(path: Path, settings: dict) -> None:

@@ -14,7 +14,7 @@ from fer_helpers.augment import mixup
 from fer_helpers.data import FaceDataset, FaceLoader, FaceSplit
 from fer_helpers.errors import FerError
 from fer_helpers.labels import fer_labels
-from fer_helpers.recipes import FAST, recipe_settings, settings_changed
+from fer_helpers.recipes import FAST, settings_changed
 from fer_helpers.train import fit
 
 
@@ -95,12 +95,32 @@ def _tiny_set(n: int = 24, classes: tuple[str, ...] = ("happy", "sad", "neutral"
 def test_the_loader_yields_soft_targets_with_mixup_and_labels_without():
     data = _tiny_set()
     plain = next(iter(FaceLoader(data, 8, shuffle=True, seed=0)))
-    mixed = next(iter(FaceLoader(data, 8, shuffle=True, seed=0, mixup=0.3)))
+    # alpha 1: a weight uniform on [0.5, 1], so that the partner shows in the pixels
+    mixed = next(iter(FaceLoader(data, 8, shuffle=True, seed=0, mixup=1.0)))
     assert plain[1].dtype == torch.long and plain[1].shape == (8,)
     assert mixed[1].shape == (8, 3)
-    # The same faces in the same order, mixed: each target's larger share is the face's label.
-    torch.testing.assert_close(mixed[1].sum(dim=1), torch.ones(8))
-    assert torch.equal(mixed[1].argmax(dim=1), plain[1]) or mixed[1].max() == 0.5
+    # The same faces in the same order, each mixed with one partner: find the partner and the
+    # weight by least squares on the pixels, then the target must be that weight on both labels.
+    faces, labels = plain[0].flatten(1), plain[1]
+    weights = set()
+    for i, face in enumerate(mixed[0].flatten(1)):
+        alone = torch.allclose(face, faces[i])  # paired with itself: the face as it was
+        found = [(i, 1.0)] if alone else []
+        for j in range(8):
+            step = faces[i] - faces[j]
+            if alone or j == i or step.norm() == 0:
+                continue
+            lam = float((face - faces[j]) @ step / (step @ step))
+            if torch.allclose(face, lam * faces[i] + (1 - lam) * faces[j], atol=1e-5):
+                found.append((j, lam))
+                weights.add(round(lam, 4))
+        assert len(found) == 1, f"face {i}: partners {found}"
+        j, lam = found[0]
+        expected = torch.zeros(3)
+        expected[labels[i]] += lam
+        expected[labels[j]] += 1 - lam
+        torch.testing.assert_close(mixed[1][i], expected)
+    assert len(weights) == 1 and 0.5 < weights.pop() < 0.99  # one weight per batch, own larger
 
 
 def test_training_with_mixup_counts_the_larger_share_as_the_label():
@@ -131,7 +151,13 @@ def test_a_run_saved_before_mixup_existed_is_the_same_run_without_it():
     before = dataclasses.asdict(FAST)
     del before["mixup"]  # what a run saved before the field existed recorded
     saved = {"extra": {"settings": {"recipe": before, "seed": 0}}}
-    assert settings_changed(saved, {"recipe": recipe_settings(FAST), "seed": 0}) == []
-    mixed = {"recipe": recipe_settings(replace(FAST, mixup=0.3)), "seed": 0}
-    assert settings_changed(saved, mixed) == ["mixup None -> 0.3"]
-    assert recipe_settings(replace(FAST, mixup=0.3))["mixup"] == 0.3
+    assert settings_changed(saved, {"recipe": dataclasses.asdict(FAST), "seed": 0}) == []
+    mixed = {"recipe": dataclasses.asdict(replace(FAST, mixup=0.3)), "seed": 0}
+    assert settings_changed(saved, mixed) == ["mixup 0.0 -> 0.3"]
+    # Any other difference still shows, the predated field beside it.
+    wider = {"recipe": dataclasses.asdict(replace(FAST, width=48, mixup=0.3)), "seed": 1}
+    assert settings_changed(saved, wider) == [
+        f"width {FAST.width!r} -> 48",
+        "mixup 0.0 -> 0.3",
+        "seed 0 -> 1",
+    ]

@@ -172,6 +172,13 @@ def test_a_seven_class_smallvgg_ships_and_serves_every_command(tiny, tmp_path, m
     report = evaluate()  # by default as shipped: the 10 views
     assert report["classes"] == list(EMOTIONS) and report["tta"] == "shifts"
     assert report["accuracy"] == pytest.approx(summary["accuracy"])
+    _, y_look, _ = predict(model, loader, tta="none")  # the card states one look beside it
+    look = summarize(y_true, y_look, EMOTIONS)
+    assert evaluate("--no-tta")["accuracy"] == pytest.approx(look["accuracy"])
+    assert (
+        f"With one look at each face (`--no-tta`): accuracy **{look['accuracy']:.2%}**, "
+        f"balanced accuracy **{look['balanced_accuracy']:.2%}**." in card
+    )
     assert [evaluate(*o)["tta"] for o in (["--no-tta"], ["--tta"], ["--tta", "shifts"])] == [
         "none",
         "flip",
