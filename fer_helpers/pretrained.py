@@ -288,10 +288,11 @@ def publish(
     channels = info["normalization"]["channels"]
     validation = data.dataset("validation", info["class_names"], channels=channels)
     loader = FaceLoader(validation, 256)
-    y_true, y_pred, _ = predict(model, loader, "cpu", tta=scoring_tta(info))
+    tta = scoring_tta(info)
+    y_true, y_pred, _ = predict(model, loader, "cpu", tta=tta)
     summary = summarize(y_true, y_pred, info["class_names"])
     one_look = None
-    if scoring_tta(info) != "none":  # the card states both: what TTA buys is part of the model
+    if tta != "none":  # the card states both: what TTA buys is part of the model
         y_true, y_look, _ = predict(model, loader, "cpu", tta="none")
         one_look = summarize(y_true, y_look, info["class_names"])
     seconds = sum((info.get("history") or {}).get("epoch_seconds", []))

@@ -506,7 +506,10 @@ def settings_changed(saved: dict, wanted: dict) -> list[str]:
 
 def _recorded_recipe(record: dict) -> dict:
     """A saved run's recipe with every field it predates at its default (which is what
-    that run trained with), so that a field added later does not make it another run."""
+    that run trained with), so that a field added later does not make it another run.
+    A run that recorded no recipe stays without one: every field then shows as changed."""
+    if not record:
+        return {}
     try:
         return asdict(recipe_from_record(record))
     except (FerError, TypeError):  # a record today's recipe refuses: compare it as it is

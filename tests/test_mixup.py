@@ -161,3 +161,15 @@ def test_a_run_saved_before_mixup_existed_is_the_same_run_without_it():
         "mixup 0.0 -> 0.3",
         "seed 0 -> 1",
     ]
+
+
+def test_a_run_that_recorded_no_recipe_differs_in_every_field():
+    # Settings without a recipe are not a default-recipe run: nothing says what it trained.
+    saved = {"extra": {"settings": {"seed": 0}}}
+    wanted = dataclasses.asdict(FAST)
+    assert settings_changed(saved, {"recipe": wanted, "seed": 0}) == [
+        f"{field} None -> {value!r}" for field, value in wanted.items() if value is not None
+    ]
+    assert settings_changed({"extra": {}}, {"recipe": wanted}) == [
+        "the settings (the file does not record them)"
+    ]
