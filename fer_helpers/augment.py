@@ -2,7 +2,8 @@
 
 Every image of a batch gets its own random mirror, rotation, scale and shift,
 but all of them are applied in one `grid_sample` call: one affine warp per
-batch instead of one PIL operation per image. `mixup` mixes the faces of a batch
+batch instead of one PIL operation per image. `Erase` paints over a random rectangle
+of each face; `Chain` applies several in turn. `mixup` mixes the faces of a batch
 in pairs, with soft targets to match.
 """
 
@@ -81,6 +82,56 @@ class CropFlip:
         batch = torch.arange(b, device=x.device)[:, None, None, None]
         channel = torch.arange(c, device=x.device)[None, :, None, None]
         return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+@dataclass
+class Erase:
+    """Random erasing (Zhong et al., 2017) for a batch (B, C, H, W): with probability p,
+    one rectangle of each face is painted over with `value`.
+
+    The rectangle covers a fraction of the face drawn uniformly from `area`, its
+    height / width ratio log-uniformly from `aspect`, and it lies wholly inside the face
+    at a uniformly random place. A net that may lose a mouth or an eye cannot lean on one
+    part alone. value 0 is mid-gray in the course's pixels (pixels / 127.5 - 1).
+    With the default bounds every rectangle fits (the largest is 0.91 of a side),
+    so nothing is clipped.
+    """
+
+    p: float = 0.5
+    area: tuple[float, float] = (0.02, 0.25)
+    aspect: tuple[float, float] = (0.3, 3.3)
+    value: float = 0.0
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, _, h, w = x.shape
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return low + (high - low) * torch.rand(b, generator=generator)
+
+        area = uniform(*self.area) * (h * w)
+        ratio = torch.exp(uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
+        heights = (area * ratio).sqrt().round().clamp(1, h).long()
+        widths = (area / ratio).sqrt().round().clamp(1, w).long()
+        tops = (torch.rand(b, generator=generator) * (h - heights + 1)).long()
+        lefts = (torch.rand(b, generator=generator) * (w - widths + 1)).long()
+        chosen = torch.rand(b, generator=generator) < self.p
+        rows, cols = torch.arange(h)[None, :], torch.arange(w)[None, :]
+        in_rows = (rows >= tops[:, None]) & (rows < (tops + heights)[:, None]) & chosen[:, None]
+        in_cols = (cols >= lefts[:, None]) & (cols < (lefts + widths)[:, None])
+        mask = (in_rows[:, :, None] & in_cols[:, None, :])[:, None].to(x.device)  # (B,1,H,W)
+        return x.masked_fill(mask, self.value)
+
+
+@dataclass
+class Chain:
+    """Augmentations applied one after the other, each drawing from the same generator."""
+
+    steps: tuple
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, generator)
+        return x
 
 
 def mixup(

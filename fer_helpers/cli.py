@@ -168,8 +168,15 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     recipe.add_argument(
         "--augment",
         choices=list(AUGMENTATIONS),
-        help="cropflip: random shift and mirror; affine: mirror, rotation, zoom and shift "
+        help="cropflip: random shift and mirror; cropflip-erase: then a random rectangle of "
+        "half the faces painted gray; affine: mirror, rotation, zoom and shift "
         f"(fast: {FAST.augment})",
+    )
+    recipe.add_argument(
+        "--head",
+        choices=["average", "flatten"],
+        help="smallvgg: average the last 3x3 map (default) or flatten it, keeping where on "
+        "the face each feature is",
     )
     recipe.add_argument(
         "--mixup",
@@ -206,6 +213,7 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
         "dropout",
         "width",
         "pool_before_norm",
+        "head",
         "channels",
         "precision",
         "batch_norm",

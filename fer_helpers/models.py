@@ -267,9 +267,14 @@ class SmallVGG(nn.Module):
     widths 32, 64, 128, 256. Global average pooling then turns the 3x3x256 map into
     256 numbers, then dropout and Linear 256 -> classes. So nearly all of its 1.17 M
     parameters are in convolutions (SI100FaceNet keeps 86% of its in one linear layer).
+
+    head="flatten" keeps the 3x3 map's nine places instead of averaging them away
+    (Flatten, dropout, Linear 2304 -> classes): a face's eyes are at the top and its
+    mouth at the bottom, and this head can tell which place a feature was found in.
     """
 
-    input_size = INPUT_SIZE  # global pooling runs at any size; what it learned is at 48x48
+    input_size = INPUT_SIZE  # average pooling runs at any size; what it learned is at 48x48
+    heads = ("average", "flatten")
 
     def __init__(
         self,
@@ -277,8 +282,11 @@ class SmallVGG(nn.Module):
         in_channels: int = 1,
         width: int = 32,
         dropout: float = 0.3,
+        head: str = "average",
     ) -> None:
         super().__init__()
+        if head not in self.heads:
+            raise FerError(f"unknown head {head!r}: expected one of {', '.join(self.heads)}")
         layers: list[nn.Module] = []
         channels = in_channels
         for stage_width in (width, 2 * width, 4 * width, 8 * width):
@@ -291,11 +299,12 @@ class SmallVGG(nn.Module):
                 channels = stage_width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
+        side = INPUT_SIZE // 16  # four 2x2 poolings
+        pool, features = (
+            ([nn.AdaptiveAvgPool2d(1)], channels) if head == "average" else ([], channels * side**2)
+        )
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(channels, num_classes),
+            *pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(features, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .augment import Augment, CropFlip
+from .augment import Augment, Chain, CropFlip, Erase
 from .checkpoints import drop_resume_state, load_checkpoint, load_model, make_meta
 from .data import FaceData, FaceLoader
 from .devices import choose_device
@@ -59,6 +59,7 @@ AUGMENTATIONS = {
     "none": lambda: None,
     "flip": lambda: CropFlip(pad=0),
     "cropflip": CropFlip,
+    "cropflip-erase": lambda: Chain((CropFlip(), Erase())),
     "affine": Augment,
 }
 SCHEDULES = ("constant", "onecycle", "step")
@@ -69,7 +70,7 @@ OBJECTIVES = {
     "dacl": "cross-entropy + sparse center loss weighted by the attention (DACL)",
 }
 CENTRE_LR = 0.5  # the class centres' plain SGD (center loss usually learns them this fast)
-MODEL_OPTIONS = ("batch_norm", "dropout", "width", "pool_before_norm")
+MODEL_OPTIONS = ("batch_norm", "dropout", "width", "pool_before_norm", "head")
 """The TrainRecipe fields that go to the model's constructor when the model takes them."""
 
 
@@ -139,6 +140,7 @@ class TrainRecipe:
     dropout: float | None = None  # the model's dropout; None: the model's own default
     width: int | None = None  # SI100FaceNet's conv1 channels (64); None: the model's own
     pool_before_norm: bool | None = None  # SI100FaceNet: conv -> pool -> norm; None: as built
+    head: str | None = None  # SmallVGG: "average" (pooling) or "flatten"; None: the model's own
     channels: int = 3  # 3: gray copied to RGB as the course does; 1: gray as it is
     epochs: int = 10
     batch_size: int = COURSE_BATCH
@@ -148,7 +150,8 @@ class TrainRecipe:
     schedule: str = "constant"  # "onecycle": warm up for 30% of the steps, then anneal;
     # "step": 10 times lower after each third of the run (DACL's)
     label_smoothing: float = 0.0
-    augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "affine" (augment.Augment)
+    augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "cropflip-erase" (then
+    # augment.Erase), "affine" (augment.Augment)
     mixup: float = 0.0  # alpha > 0: mix training faces in pairs (augment.mixup)
     channels_last: bool = False
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
@@ -197,7 +200,7 @@ class TrainRecipe:
     def model_kwargs(self) -> dict:
         """Keyword arguments for models.build_model (and the checkpoint's arch_kwargs).
 
-        batch_norm, dropout, width and pool_before_norm (MODEL_OPTIONS) go to the model when
+        batch_norm, dropout, width, pool_before_norm and head (MODEL_OPTIONS) go to the model when
         it takes them; a setting the model cannot honour is refused with the options a recipe
         can set for it (recipe_options), never dropped silently.
         """
@@ -253,14 +256,20 @@ def get_recipe(name: str | TrainRecipe) -> TrainRecipe:
 
 
 def with_arch(recipe: TrainRecipe, arch: str) -> TrainRecipe:
-    """The recipe training another architecture: the options that shape SI100FaceNet alone
-    (width, pool_before_norm) go back to the new model's own; batch_norm and dropout stay
+    """The recipe training another architecture: the options that shape one model alone
+    (width, pool_before_norm, head) go back to the new model's own; batch_norm and dropout stay
     where the new model takes them, and go back to its own where it does not (the fast
     recipe's dropout is no reason to refuse a ResNet without one)."""
     if arch == recipe.arch:
         return recipe
     moved = replace(  # checks the arch; the options come back below where it honours them
-        recipe, arch=arch, width=None, pool_before_norm=None, dropout=None, batch_norm=None
+        recipe,
+        arch=arch,
+        width=None,
+        pool_before_norm=None,
+        head=None,
+        dropout=None,
+        batch_norm=None,
     )
     kept = {
         option: value if value is None or honours(arch, option, value) else None

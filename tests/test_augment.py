@@ -1,13 +1,15 @@
-"""fer_helpers.augment: batched random affine warps, and shift-and-mirror crops."""
+"""fer_helpers.augment: batched random affine warps, shift-and-mirror crops, random erasing."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 import torch.nn.functional as F
 
-from fer_helpers.augment import Augment, CropFlip
+from fer_helpers.augment import Augment, Chain, CropFlip, Erase
+from fer_helpers.recipes import AUGMENTATIONS
 
 
 def test_no_change_when_every_range_is_zero():
@@ -181,3 +183,79 @@ def test_both_augmentations_compute_on_the_batchs_device():
     assert Augment()(faces).device == faces.device
     assert CropFlip(pad=2)(faces).device == faces.device
     assert CropFlip(pad=2)(faces).shape == faces.shape
+
+
+def _erased_boxes(before: torch.Tensor, after: torch.Tensor) -> list[tuple | None]:
+    """(top, left, height, width) of each face's erased pixels, checked to be one rectangle
+    painted 0 in every channel with nothing else changed; None where nothing was erased."""
+    boxes = []
+    for x, y in zip(before, after, strict=True):
+        changed = y != x
+        assert torch.equal(changed, changed[:1].expand_as(changed))  # the same in each channel
+        assert torch.all(y[changed] == 0)
+        rows = torch.nonzero(changed[0].any(1)).flatten()
+        cols = torch.nonzero(changed[0].any(0)).flatten()
+        if len(rows) == 0:
+            boxes.append(None)
+            continue
+        top, left = int(rows[0]), int(cols[0])
+        height, width = int(rows[-1]) - top + 1, int(cols[-1]) - left + 1
+        assert int(changed[0].sum()) == height * width  # a full rectangle, no holes
+        boxes.append((top, left, height, width))
+    return boxes
+
+
+def test_erase_paints_one_rectangle_within_the_bounds():
+    x = torch.rand(400, 2, 48, 40) + 0.5  # no pixel is already 0; not square
+    boxes = _erased_boxes(x, Erase(p=1.0)(x, torch.Generator().manual_seed(0)))
+    assert all(box is not None for box in boxes)
+    # Each side is rounded to whole pixels: h * w moves from the drawn area A by at most
+    # (h + w) / 2 + 1/4, and h + w <= sqrt(A) * (sqrt(3.3) + 1 / sqrt(3.3)).
+    low, high = 0.02 * 48 * 40, 0.25 * 48 * 40
+    spread = math.sqrt(3.3) + 1 / math.sqrt(3.3)
+    areas, log_ratios, places = [], [], []
+    for top, left, height, width in boxes:
+        assert top >= 0 and top + height <= 48 and left >= 0 and left + width <= 40
+        assert low - math.sqrt(low) * spread / 2 <= height * width
+        assert height * width <= high + math.sqrt(high) * spread / 2 + 0.25
+        assert 0.3 * (width - 0.5) <= height + 0.5 and height - 0.5 <= 3.3 * (width + 0.5)
+        areas.append(height * width / (48 * 40))
+        log_ratios.append(math.log(height / width))
+        if height < 48:
+            places.append(top / (48 - height))
+    # Area uniform on [0.02, 0.25]: mean 0.135, sd 0.066; ratio log-uniform on [0.3, 3.3].
+    assert abs(sum(areas) / len(areas) - 0.135) < 4 * 0.066 / 20 + 0.005
+    mean_log = (math.log(0.3) + math.log(3.3)) / 2
+    assert abs(sum(log_ratios) / len(log_ratios) - mean_log) < 4 * 0.69 / 20 + 0.03
+    # The place is uniform over every position where it fits: its mean is the middle.
+    assert abs(sum(places) / len(places) - 0.5) < 4 * 0.29 / math.sqrt(len(places))
+
+
+def test_erase_chooses_faces_with_probability_p_and_p_0_changes_nothing():
+    x = torch.rand(2000, 1, 12, 12) + 0.5
+    assert torch.equal(Erase(p=0.0)(x), x)
+    boxes = _erased_boxes(x, Erase(p=0.3)(x, torch.Generator().manual_seed(1)))
+    share = sum(box is not None for box in boxes) / len(boxes)
+    assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 2000)
+
+
+def test_erase_is_reproducible_and_the_chain_applies_its_steps_in_order():
+    x = torch.rand(8, 1, 16, 16) + 0.5
+    erase = Erase(p=1.0, value=-1.0)
+    first = erase(x, torch.Generator().manual_seed(5))
+    assert torch.equal(first, erase(x, torch.Generator().manual_seed(5)))
+    assert not torch.equal(first, erase(x, torch.Generator().manual_seed(6)))
+    assert set((first[first != x]).tolist()) == {-1.0}
+    # Mirror all, then erase: the erased rectangle is not mirrored back.
+    chained = Chain((CropFlip(pad=0, flip=1.0), erase))(x, torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)
+    by_hand = erase(CropFlip(pad=0, flip=1.0)(x, generator), generator)
+    assert torch.equal(chained, by_hand)
+    assert not torch.equal(chained, erase(x, torch.Generator().manual_seed(5)).flip(3))
+
+
+def test_the_cropflip_erase_augmentation_shifts_mirrors_then_erases():
+    augment = AUGMENTATIONS["cropflip-erase"]()
+    assert isinstance(augment, Chain)
+    assert [type(step) for step in augment.steps] == [CropFlip, Erase]
+    assert augment.steps[0] == CropFlip() and augment.steps[1] == Erase()

@@ -506,6 +506,15 @@ def test_model_kwargs_give_each_architecture_the_options_it_takes_and_refuse_the
     assert vgg.model_kwargs() == {"in_channels": 1, "dropout": 0.4}  # its one dropout layer
     model, _, _, _ = build_training(vgg, 7, 1)
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.4]
+    # The head is SmallVGG's alone: set for it, refused for another, dropped by with_arch.
+    flat = dataclasses.replace(vgg, head="flatten")
+    assert flat.model_kwargs() == {"in_channels": 1, "dropout": 0.4, "head": "flatten"}
+    assert build_training(flat, 7, 1)[0].classifier[-1].in_features == 256 * 3 * 3
+    with pytest.raises(FerError, match="'si100' cannot take head='flatten'; a recipe can set"):
+        dataclasses.replace(FAST, head="flatten")
+    assert with_arch(flat, "si100").head is None
+    with pytest.raises(FerError, match="unknown head 'sum': expected one of average, flatten"):
+        build_training(dataclasses.replace(vgg, head="sum"), 7, 1)
 
 
 # --- train_with_recipe: checkpoint and exact resume ------------------------------------------

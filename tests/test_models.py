@@ -653,6 +653,32 @@ def test_smallvgg_calls_its_documented_layers(channels, classes, width) -> None:
     assert sides_after(model, x, "AdaptiveAvgPool2d") == [1]
 
 
+def test_smallvgg_flatten_head_reads_each_place_of_the_last_map() -> None:
+    torch.manual_seed(0)
+    average = SmallVGG(num_classes=5, in_channels=1, width=4).eval()
+    flatten = SmallVGG(num_classes=5, in_channels=1, width=4, head="flatten").eval()
+    x = torch.zeros(1, 1, 48, 48)
+    assert layers_called(flatten, x) == smallvgg_layers(1, 5, 4)[:-4] + [
+        FLATTEN,
+        ("Dropout", 0.3),
+        linear(32 * 9, 5),
+    ]
+    linear_layer = flatten.classifier[-1]
+    assert count_parameters(flatten) == smallvgg_params(1, 5, 4) - linear_params(32, 5) + (
+        linear_params(32 * 9, 5)
+    )
+    fmap = torch.randn(2, 32, 3, 3)
+    moved = fmap.flip(2)  # the same features, top and bottom rows swapped
+    # Averaging forgets where a feature was; flattening reads the map channel by channel,
+    # row by row (what reshape does), one weight per place.
+    assert torch.allclose(average.classifier(fmap), average.classifier(moved), atol=1e-5)
+    expected = fmap.reshape(2, -1) @ linear_layer.weight.T + linear_layer.bias
+    assert torch.allclose(flatten.classifier(fmap), expected, atol=1e-5)
+    assert not torch.allclose(flatten.classifier(moved), expected, atol=1e-3)
+    with pytest.raises(FerError, match="unknown head 'max'"):
+        SmallVGG(head="max")
+
+
 def test_smallvgg_keeps_nearly_all_parameters_in_convolutions() -> None:
     model = SmallVGG(num_classes=7, in_channels=1)
     convs = sum(

@@ -322,7 +322,8 @@ def test_a_model_that_takes_every_option_lists_them_with_their_defaults():
         "pool_before_norm (default False)"
     )
     assert recipes.recipe_options("smallvgg") == (
-        "batch_norm (True only), dropout (default 0.3), width (default 32)"
+        "batch_norm (True only), dropout (default 0.3), width (default 32), "
+        "head (default 'average')"
     )
     assert TrainRecipe("x", arch="resnet18", batch_norm=True).model_kwargs() == {"in_channels": 3}
 
