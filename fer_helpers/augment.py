@@ -39,15 +39,14 @@ class Augment:
 
     def random_affine(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n random 2x3 matrices that map output coordinates to input coordinates."""
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return low + (high - low) * torch.rand(n, generator=generator)
-
-        angle = uniform(-self.rotation, self.rotation) * (math.pi / 180)
-        zoom = uniform(1 - self.scale, 1 + self.scale)
+        angle = _uniform(n, -self.rotation, self.rotation, generator) * (math.pi / 180)
+        zoom = _uniform(n, 1 - self.scale, 1 + self.scale, generator)
         mirror = torch.where(torch.rand(n, generator=generator) < self.flip, -1.0, 1.0)
         # affine_grid coordinates run from -1 to 1, so a shift of s is s/2 of the width.
-        tx, ty = uniform(-2 * self.shift, 2 * self.shift), uniform(-2 * self.shift, 2 * self.shift)
+        tx, ty = (
+            _uniform(n, -2 * self.shift, 2 * self.shift, generator),
+            _uniform(n, -2 * self.shift, 2 * self.shift, generator),
+        )
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         return torch.stack(
             [
@@ -104,12 +103,10 @@ class Erase:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return low + (high - low) * torch.rand(b, generator=generator)
-
-        area = uniform(*self.area) * (h * w)
-        ratio = torch.exp(uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
+        area = _uniform(b, *self.area, generator) * (h * w)
+        ratio = torch.exp(
+            _uniform(b, math.log(self.aspect[0]), math.log(self.aspect[1]), generator)
+        )
         heights = (area * ratio).sqrt().round().clamp(1, h).long()
         widths = (area / ratio).sqrt().round().clamp(1, w).long()
         tops = (torch.rand(b, generator=generator) * (h - heights + 1)).long()
@@ -132,6 +129,11 @@ class Chain:
         for step in self.steps:
             x = step(x, generator)
         return x
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    """n draws, uniform on [low, high), from `generator` (one per face of a batch)."""
+    return low + (high - low) * torch.rand(n, generator=generator)
 
 
 def mixup(
