@@ -53,6 +53,7 @@ def _add_data_or_folder_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:
     from .losses import SCHEMES
+    from .models import SmallVGG
     from .recipes import AUGMENTATIONS, FAST, OBJECTIVES, OPTIMIZERS, RECIPES, SAMPLINGS, SCHEDULES
 
     train.add_argument(
@@ -174,7 +175,7 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     )
     recipe.add_argument(
         "--head",
-        choices=["average", "flatten"],
+        choices=list(SmallVGG.heads),
         help="smallvgg: average the last 3x3 map (default) or flatten it, keeping where on "
         "the face each feature is",
     )
