@@ -23,6 +23,7 @@ Models and what they compute
 Training
 - train         seeding, the course's factory and fit, the one training loop; validation
 - distributed   data-parallel training under torchrun
+- averaging     an exponential moving average of the weights, kept beside training
 - checkpoints   saving and loading checkpoints safely (weights_only=True)
 - recipes       training recipes as data, the loaders for a recipe, train-or-load
 - pretrained    the weights shipped in fer_helpers/weights/, by name, with model cards

@@ -7,12 +7,14 @@ A checkpoint is a dict saved with torch.save:
     arch_kwargs     keyword arguments that rebuild it, e.g. {"num_classes": 3}
     class_names     output i of the model is class_names[i]
     normalization   {"channels": 3, "scale": "u8/127.5-1"}: inputs are u8 / 127.5 - 1
-    model_state     model.state_dict()
+    model_state     model.state_dict() (with a weight average, the average: what is used)
   optional:
     optimizer_state (one optimizer's state_dict, or a list of them), scheduler_state,
     objective_state (what the loss learns: DACL's class centres), epoch (epochs completed),
     history (dict of lists of floats), rng (random number generator states, to resume
-    exactly), extra (dict: the recipe, the data and the settings that decide the result)
+    exactly), average_state (a run that averaged its weights, train.fit(ema=...): decay,
+    updates and the trained weights, to resume), extra (dict: the recipe, the data and the
+    settings that decide the result)
 
 It holds only tensors, dicts, lists, strings and numbers, so it loads with
 torch.load(weights_only=True), which cannot run code hidden in a downloaded file.
@@ -41,11 +43,12 @@ FORMAT = "fer_helpers/1"
 LEGACY_FORMAT = "state_dict"
 SCALE = "u8/127.5-1"
 REQUIRED = ("arch", "arch_kwargs", "class_names", "normalization", "model_state")
-RESUME_STATE = ("optimizer_state", "scheduler_state", "rng")
+RESUME_STATE = ("optimizer_state", "scheduler_state", "rng", "average_state")
 OPTIONAL = (
     "optimizer_state",
     "scheduler_state",
     "objective_state",
+    "average_state",
     "epoch",
     "history",
     "rng",
@@ -123,8 +126,9 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def drop_resume_state(path: str | Path) -> Path:
     """Rewrite a finished run's checkpoint without what only resuming needs (the optimizers',
-    the scheduler's and the random states): a third to two thirds of the file for Adam or
-    SGD with momentum. What predicting, a model card or train_or_load reads stays."""
+    the scheduler's and the random states, a weight average's trained weights): a third to
+    two thirds of the file for Adam or SGD with momentum. What predicting, a model card or
+    train_or_load reads stays."""
     checkpoint = load_checkpoint(path)
     if checkpoint["format"] != FORMAT:
         raise CheckpointError(f"{path} holds weights only; there is no resume state to drop")
@@ -184,7 +188,13 @@ def load_model(
     check_fits(checkpoint, path, num_classes, class_names)
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     load_weights(model, checkpoint["model_state"], path)
-    states = ("model_state", "optimizer_state", "scheduler_state", "objective_state")
+    states = (
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "objective_state",
+        "average_state",
+    )
     info = {k: v for k, v in checkpoint.items() if k not in states}
     if info["class_names"] is None and class_names is not None:
         info["class_names"] = list(parse_classes(class_names))

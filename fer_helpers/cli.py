@@ -186,6 +186,13 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         help="mix training faces in pairs with weights from Beta(ALPHA, ALPHA), e.g. 0.3 "
         f"(fast: {FAST.mixup}: off)",
     )
+    recipe.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="validate and save an exponential moving average of the weights, updated after "
+        f"every step with this decay, e.g. 0.999 (fast: {FAST.ema}: off)",
+    )
     flags = {
         "batch-norm": "batch norm after each convolution (si100); a model built with or "
         "without it refuses the other",
@@ -220,6 +227,7 @@ def recipe_from_args(args: argparse.Namespace, base=None):  # -> recipes.TrainRe
         "batch_norm",
         "augment",
         "mixup",
+        "ema",
         "channels_last",
         "tta",
         "per_class",

@@ -153,6 +153,7 @@ class TrainRecipe:
     augment: str = "none"  # "flip", "cropflip" (augment.CropFlip), "cropflip-erase" (then
     # augment.Erase), "affine" (augment.Augment)
     mixup: float = 0.0  # alpha > 0: mix training faces in pairs (augment.mixup)
+    ema: float = 0.0  # decay > 0: validate and save an average of the weights (fit's ema)
     channels_last: bool = False
     precision: str = "fp32"  # "auto" takes bfloat16 where the hardware has it
     tta: bool = False  # validate on each face and its mirror image
@@ -189,6 +190,8 @@ class TrainRecipe:
             )
         if self.mixup < 0:
             raise FerError(f"mixup must be 0 (off) or an alpha above 0, not {self.mixup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise FerError(f"ema must be 0 (off) or a decay between 0 and 1, not {self.ema}")
         if self.mixup and self.objective != "cross_entropy":
             raise FerError(
                 f"mixup's soft targets need the cross_entropy objective, not {self.objective!r}"
@@ -489,6 +492,7 @@ def train_with_recipe(
         precision=recipe.precision,
         tta=recipe.tta,
         validate_every=validate_every,
+        ema=recipe.ema,
         **fit_kwargs,
     )
     return model, history

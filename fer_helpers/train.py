@@ -37,6 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .allocator import keep_freed_memory
+from .averaging import WeightAverage
 from .checkpoints import FORMAT, check_fits, load_checkpoint, load_weights, save_checkpoint
 from .devices import autocast, choose_device, describe_device, resolve_precision
 from .distributed import is_main, sync_buffers, world
@@ -117,6 +118,7 @@ def fit(
     precision: str = "fp32",
     tta: bool | str = False,
     validate_every: int = 1,
+    ema: float = 0.0,
 ) -> dict[str, list[float]]:
     """Train for `epochs` epochs in total and return the history (see HISTORY_KEYS).
 
@@ -136,6 +138,10 @@ def fit(
     validates on each face and its mirror image, averaging the two.
     validate_every=N validates after every Nth epoch and after the last one only (the
     other epochs' validation entries are NaN): long runs save the time; training is the same.
+    ema=decay (0 < decay < 1) keeps an exponential moving average of the weights, updated
+    after every step (averaging.WeightAverage): validation scores the average, the
+    checkpoint's model_state holds it (its average_state keeps the trained weights, to
+    resume), and when fit returns, `model` holds the average.
     In a torchrun process group, every process trains its share of the batches
     and only the first one logs and writes the checkpoint.
     """
@@ -159,14 +165,21 @@ def fit(
 
     keys = history_keys(loss_fn)
     history: dict[str, list[float]] = {key: [] for key in keys}
+    average = WeightAverage(model, ema) if ema else None
     start = 0
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         start, history = _resume(
-            checkpoint_path, checkpoint_meta, model, (loss_fn, optimizers, scheduler), train_loader
+            checkpoint_path,
+            checkpoint_meta,
+            model,
+            (loss_fn, optimizers, scheduler),
+            train_loader,
+            average,
         )
         say(f"Resuming from {checkpoint_path} after epoch {start}")
         if start >= epochs:
             say(f"{checkpoint_path} already has {start} epochs ({epochs} asked for): nothing to do")
+            _keep_average(model, average)
             return history
     elif resume:
         say(f"No checkpoint at {checkpoint_path} yet: training from the first epoch")
@@ -194,12 +207,14 @@ def fit(
             progress=progress,
             channels_last=channels_last,
             precision=precision,
+            after_step=(lambda: average.update(model)) if average is not None else None,
         )
         trained_for = time.perf_counter() - began, time.process_time() - cpu_began
         sync_buffers(model)  # batch-norm statistics: every process keeps the first one's
+        scored = model if average is None else average.model
         val = {"loss": math.nan, "accuracy": math.nan, "balanced_accuracy": math.nan}
         if val_loader is not None and ((epoch + 1) % validate_every == 0 or epoch + 1 == epochs):
-            val = validate(model, val_loader, val_loss_fn, device, precision=precision, tta=tta)
+            val = validate(scored, val_loader, val_loss_fn, device, precision=precision, tta=tta)
         means |= {
             "val_loss": val["loss"],
             "val_acc": val["accuracy"],
@@ -216,15 +231,31 @@ def fit(
             save_checkpoint(
                 checkpoint_path,
                 **checkpoint_meta,
-                model_state=model.state_dict(),
+                model_state=scored.state_dict(),
                 optimizer_state=states[0] if len(states) == 1 else states,
                 scheduler_state=scheduler.state_dict() if scheduler is not None else None,
                 objective_state=_objective_state(loss_fn),
+                average_state=_average_state(model, average),
                 epoch=epoch + 1,
                 history=history,
                 rng=_rng_state(train_loader),
             )
+    _keep_average(model, average)
     return history
+
+
+def _average_state(model: nn.Module, average: WeightAverage | None) -> dict | None:
+    """What resuming a weight-averaged run needs beside the average (model_state): the
+    decay, the update count and the trained weights themselves. None without an average."""
+    if average is None:
+        return None
+    return {"decay": average.decay, "updates": average.updates, "trained": model.state_dict()}
+
+
+def _keep_average(model: nn.Module, average: WeightAverage | None) -> None:
+    """The trained model becomes its weight average: what fit's caller evaluates and saves."""
+    if average is not None:
+        model.load_state_dict(average.model.state_dict())
 
 
 def objective_parts(loss_fn: object) -> tuple[str, ...]:
@@ -310,10 +341,12 @@ def _train_epoch(
     progress: bool,
     channels_last: bool,
     precision: str = "fp32",
+    after_step: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """One pass over the training data; returns the means: train_loss, train_acc, train_<part>.
 
-    training: (loss_fn, optimizers, scheduler or None).
+    training: (loss_fn, optimizers, scheduler or None); after_step is called after every
+    optimizer step (fit's weight average).
     """
     loss_fn, optimizers, scheduler = training
     epoch, epochs = epoch_of
@@ -345,6 +378,8 @@ def _train_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if after_step is not None:
+            after_step()
 
         loss_sum += loss.detach() * len(y)
         if parts:
@@ -390,8 +425,9 @@ def _resume(
     model: nn.Module,
     training: tuple,
     loader: Iterable,
+    average: WeightAverage | None = None,
 ) -> tuple[int, dict[str, list[float]]]:
-    """Restore model, objective, optimizers, scheduler and random states.
+    """Restore model, objective, optimizers, scheduler, weight average and random states.
 
     training: (loss_fn, optimizers, scheduler or None). Returns (epochs done, history).
     """
@@ -404,7 +440,7 @@ def _resume(
     names = meta["class_names"]
     check_fits(checkpoint, path, num_classes=len(names), class_names=names)
     _check_same_schedule(checkpoint, path, scheduler)
-    load_weights(model, checkpoint["model_state"], path)
+    _restore_average(checkpoint, path, model, average)
     states = checkpoint.get("optimizer_state")
     if states is not None:
         states = states if isinstance(states, list) else [states]
@@ -425,6 +461,30 @@ def _resume(
     # A run saved before a key existed gets NaN for it, so every list has one value per epoch.
     history = {key: list(saved.get(key, [math.nan] * done)) for key in history_keys(loss_fn)}
     return done, history
+
+
+def _restore_average(
+    checkpoint: dict, path: str | Path, model: nn.Module, average: WeightAverage | None
+) -> None:
+    """The trained weights into `model`; with a weight average, the average and its count."""
+    saved = checkpoint.get("average_state")
+    if (saved is None) != (average is None):
+        had = f"a weight average (decay {saved['decay']})" if saved else "no weight average"
+        raise CheckpointError(
+            f"{path} was trained with {had}; resume it the same way, or train again "
+            "without --resume"
+        )
+    if average is None:
+        load_weights(model, checkpoint["model_state"], path)
+        return
+    if saved["decay"] != average.decay:
+        raise CheckpointError(
+            f"{path} averaged its weights with decay {saved['decay']}, not {average.decay}: "
+            "resume with the same decay, or train again without --resume"
+        )
+    load_weights(model, saved["trained"], path)
+    load_weights(average.model, checkpoint["model_state"], path)
+    average.updates = int(saved["updates"])
 
 
 def _as_list(optimizer: Optimizers) -> list:

@@ -219,14 +219,16 @@ def test_bench_refuses_zero_seeds_in_one_line(capsys):
     assert status == 2 and out == "" and "--seeds must be at least 1" in err
 
 
-def test_the_head_and_erase_options_reach_the_recipe():
+def test_the_head_erase_and_ema_options_reach_the_recipe():
     from fer_helpers.cli import build_parser, recipe_from_args
     from fer_helpers.recipes import FAST
 
     argv = ["train", "--model", "smallvgg", "--head", "flatten", "--width", "40"]
-    argv += ["--augment", "cropflip-erase", "--mixup", "0.3", "--out", "x.pth"]
+    argv += ["--augment", "cropflip-erase", "--mixup", "0.3", "--ema", "0.999", "--out", "x.pth"]
     recipe = recipe_from_args(build_parser().parse_args(argv))
     assert (recipe.arch, recipe.head, recipe.width) == ("smallvgg", "flatten", 40)
     assert (recipe.augment, recipe.mixup, recipe.epochs) == ("cropflip-erase", 0.3, FAST.epochs)
+    assert recipe.ema == 0.999
     plain = recipe_from_args(build_parser().parse_args(["train", "--model", "smallvgg"]))
     assert plain.head is None and plain.model_kwargs().get("head") is None
+    assert plain.ema == FAST.ema == 0.0  # off unless asked for
