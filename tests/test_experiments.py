@@ -523,3 +523,58 @@ def test_one_run_verdict_uses_the_spread_of_a_difference_of_two_runs():
     )
     assert one_run_verdict(2.8, 1.0) == "within" and one_run_verdict(0.0, 0.0) == "within"
     assert one_run_verdict(0.01, 0.0) == "larger than"  # no spread: any change counts
+
+
+def _readme_table(heading: str) -> tuple[list[str], dict[str, list[str]]]:
+    """README's first table after `heading`: its column names and its rows by first cell (up
+    to a parenthesis), bold marks dropped."""
+    text = (ROOT / "README.md").read_text()
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip().replace("**", "") for cell in line.strip("|").split("|")])
+    header, rows = table[0], table[2:]  # table[1] is the |---| line
+    return header, {row[0].split(" (")[0]: row for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("heading", "rows", "columns"),
+    [
+        (
+            "### Class imbalance",
+            {"plain": "plain", "class-weighted loss": "weighted", "balanced sampling": "balanced"},
+            {
+                "accuracy": "accuracy",
+                "balanced accuracy": "balanced accuracy",
+                "recall disgust (56 faces)": "recall disgust",
+                "recall fear": "recall fear",
+                "recall happy": "recall happy",
+                "seconds per epoch": "seconds per epoch",
+            },
+        ),
+        (
+            "**Each piece, measured.**",
+            {name: name for name in ("fast", "full-width", "norm-then-pool", "float32")}
+            | {name: name for name in ("no-smoothing", "no-flip")},
+            {
+                "accuracy": "accuracy",
+                "balanced accuracy": "balanced accuracy",
+                "seconds per epoch": "seconds per epoch",
+            },
+        ),
+    ],
+)
+def test_readme_tables_quote_the_shipped_results(heading, rows, columns):
+    # every cell is the results file's figure as results_table writes it: a table that a
+    # rerun left stale, or a placeholder never filled in, fails here
+    name = "imbalance" if "imbalance" in heading else "fast-recipe"
+    expected = results_table(load_results(name))
+    header, readme = _readme_table(heading)
+    for label, variant in rows.items():
+        for column, metric in columns.items():
+            assert readme[label][header.index(column)] == expected.loc[variant, metric], (
+                f"README's {name} table, row {label!r}, column {column!r}"
+            )
