@@ -180,7 +180,7 @@ def load_model(
 
     Give num_classes or class_names to check that the checkpoint predicts the
     classes you expect. Returns (model, info): info is the checkpoint without
-    its model and optimizer states (arch, class_names, epoch, history, ...).
+    its weights and what only resuming needs (arch, class_names, epoch, history, ...).
     """
     checkpoint = load_checkpoint(path)
     if checkpoint["arch"] is None:
@@ -188,13 +188,7 @@ def load_model(
     check_fits(checkpoint, path, num_classes, class_names)
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     load_weights(model, checkpoint["model_state"], path)
-    states = (
-        "model_state",
-        "optimizer_state",
-        "scheduler_state",
-        "objective_state",
-        "average_state",
-    )
+    states = ("model_state", "objective_state", *RESUME_STATE)
     info = {k: v for k, v in checkpoint.items() if k not in states}
     if info["class_names"] is None and class_names is not None:
         info["class_names"] = list(parse_classes(class_names))
