@@ -196,6 +196,17 @@ def test_the_full_printout_shows_both_rows_with_the_spread_over_seeds():
     seed_2 = "fast seed 2 val accuracy/balanced per epoch (one look): 70.0%/35.5%, 71.0%/36.0%"
     assert seed_2 in text
     assert "course val accuracy/balanced per epoch (mirror): 66.0%/33.0%, 72.0%/36.0%" in text
+    # The table's columns line up: its header and rows are equally long, each ratio ends
+    # where the header's "ratio" does, and no label runs into the course column.
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.split() == ["course", "fast", "ratio"]))
+    end = next(i for i, line in enumerate(lines) if line.startswith("fast: mean"))
+    header, rows = lines[start], lines[start + 1 : end]
+    assert len(rows) == 6 and {len(row) for row in rows} == {len(header)}
+    course_column = header.index("course")
+    for row in rows:
+        assert row[course_column - 2 : course_column] == "  ", row
+        assert row.endswith(("x", "-")), row
 
 
 def test_model_speed_reports_the_models_own_size_and_every_face(capsys):
