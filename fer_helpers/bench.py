@@ -289,7 +289,8 @@ def _inference(model: nn.Module, loader: Iterable, channels_last: bool, precisio
 def model_speed(weights: str | Path, data: FaceData, threads: int = 2) -> dict:
     """Inference speed of a trained model on the CPU: ms per face and faces/s in batches.
 
-    weights: a shipped name (`best-7class`) or a checkpoint. One face at a time, one look,
+    weights: a shipped name (`best-7class`) or a checkpoint; shipped_mb is the size of the
+    file `ship` makes of it (float16 weights, no optimizer state). One face at a time, one look,
     float32, as `predict` runs it (median of 200 after 20 warm-up faces); batches of 256 in
     channels_last with bfloat16 where the CPU computes in it, as training validates.
     Faces: the validation split (else train) of `data`; their accuracy is not measured here.
@@ -305,10 +306,12 @@ def model_speed(weights: str | Path, data: FaceData, threads: int = 2) -> dict:
 def _model_speed(weights: str | Path, data: FaceData) -> dict:
     from .data import FaceLoader
     from .devices import resolve_precision
-    from .pretrained import load_pretrained, resolve_weights
+    from .pretrained import load_pretrained, resolve_weights, ship
 
     path = resolve_weights(weights)
     model, info = load_pretrained(path)
+    with tempfile.TemporaryDirectory() as folder:  # what `tasks.py ship` would write
+        shipped_mb = ship(path, "probe", Path(folder)).stat().st_size / 1e6
     split = "validation" if "validation" in data.splits else "train"
     faces = data.dataset(split, info["class_names"], channels=info["normalization"]["channels"])
     precision = resolve_precision("auto", "cpu")
@@ -318,6 +321,7 @@ def _model_speed(weights: str | Path, data: FaceData) -> dict:
         "arch": info["arch"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "file_mb": path.stat().st_size / 1e6,
+        "shipped_mb": shipped_mb,  # float16 weights, no optimizer state: the package's file
         "threads": torch.get_num_threads(),
         "processor": processor_name(),
         "batch_precision": precision,
@@ -331,7 +335,7 @@ def format_model_speed(result: dict) -> str:
     return "\n".join(
         [
             f"{result['weights']}: {result['arch']}, {result['parameters']:,} parameters, "
-            f"file {result['file_mb']:.1f} MB",
+            f"file {result['file_mb']:.1f} MB (shipped: {result['shipped_mb']:.1f} MB)",
             f"CPU: {result['processor']}, {result['threads']} threads",
             f"one face, one look (float32, median of 200): {result['ms_per_face']:.2f} ms",
             f"batches of 256 ({result['batch_precision']}, channels_last, {result['faces']} "

@@ -17,7 +17,7 @@ from fer_helpers.bench import (
 )
 from fer_helpers.data import load_data
 from fer_helpers.inference import TTA_WORDS
-from fer_helpers.labels import COURSE_CLASSES
+from fer_helpers.labels import COURSE_CLASSES, EMOTIONS
 
 
 def as_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -224,6 +224,9 @@ def test_model_speed_reports_the_models_own_size_and_every_face(capsys):
     model, info = load_pretrained("si100-3class")
     assert speed["parameters"] == sum(p.numel() for p in model.parameters())
     assert speed["file_mb"] == pytest.approx(os.path.getsize(resolve_weights("si100-3class")) / 1e6)
+    # A shipped file ships as itself (float16 already): the same size to the byte, give or
+    # take the probe's name in nothing and the pickle's framing.
+    assert speed["shipped_mb"] == pytest.approx(speed["file_mb"], abs=1e-3)
     validation = data.dataset("validation", info["class_names"])
     assert speed["faces"] == len(validation) and speed["arch"] == info["arch"]
     assert speed["ms_per_face"] > 0 and speed["inference_images_per_second"] > 0
@@ -236,3 +239,31 @@ def test_model_speed_reports_the_models_own_size_and_every_face(capsys):
     main(["bench", "--weights", "si100-3class", "--data", "synthetic", "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["parameters"] == speed["parameters"] and printed["threads"] == 2
+
+
+def test_model_speed_sizes_the_file_a_training_checkpoint_would_ship_as(tmp_path):
+    from fer_helpers.bench import model_speed
+    from fer_helpers.checkpoints import make_meta, save_checkpoint
+    from fer_helpers.models import build_model
+
+    model = build_model("smallvgg", num_classes=7, in_channels=1, width=8)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.zeros(2, 1, 48, 48)).sum().backward()
+    optimizer.step()  # Adam now holds two float32 moments per weight
+    path = tmp_path / "run.pth"
+    save_checkpoint(
+        path,
+        **make_meta("smallvgg", list(EMOTIONS), in_channels=1, width=8),
+        model_state=model.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        epoch=1,
+        history={"train_loss": [1.0]},
+    )
+    speed = model_speed(path, load_data("synthetic"))
+    state = model.state_dict()
+    floats = sum(t.numel() for t in state.values() if t.is_floating_point())
+    others = sum(t.numel() * t.element_size() for t in state.values() if not t.is_floating_point())
+    tensor_mb = (2 * floats + others) / 1e6  # float16: 2 bytes a number
+    assert tensor_mb < speed["shipped_mb"] < tensor_mb + 0.05  # + names and pickle framing
+    # The checkpoint holds float32 weights (4 bytes) and Adam's two moments (8 more).
+    assert speed["file_mb"] > 12 * floats / 1e6 > 5 * speed["shipped_mb"]
