@@ -224,8 +224,7 @@ def test_model_speed_reports_the_models_own_size_and_every_face(capsys):
     model, info = load_pretrained("si100-3class")
     assert speed["parameters"] == sum(p.numel() for p in model.parameters())
     assert speed["file_mb"] == pytest.approx(os.path.getsize(resolve_weights("si100-3class")) / 1e6)
-    # A shipped file ships as itself (float16 already): the same size to the byte, give or
-    # take the probe's name in nothing and the pickle's framing.
+    # A shipped file ships as itself (float16 already, no optimizer state): the same size.
     assert speed["shipped_mb"] == pytest.approx(speed["file_mb"], abs=1e-3)
     validation = data.dataset("validation", info["class_names"])
     assert speed["faces"] == len(validation) and speed["arch"] == info["arch"]
@@ -266,4 +265,4 @@ def test_model_speed_sizes_the_file_a_training_checkpoint_would_ship_as(tmp_path
     tensor_mb = (2 * floats + others) / 1e6  # float16: 2 bytes a number
     assert tensor_mb < speed["shipped_mb"] < tensor_mb + 0.05  # + names and pickle framing
     # The checkpoint holds float32 weights (4 bytes) and Adam's two moments (8 more).
-    assert speed["file_mb"] > 12 * floats / 1e6 > 5 * speed["shipped_mb"]
+    assert speed["file_mb"] > 12 * floats / 1e6 and speed["shipped_mb"] < speed["file_mb"] / 3
